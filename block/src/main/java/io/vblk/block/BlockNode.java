@@ -1,0 +1,353 @@
+package io.vblk.block;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * A node of the block graph: QEMU's BlockDriverState. It owns one {@link BlockDriver}, its
+ * children ({@code file}, {@code backing}), its limits, and the state of the generic request
+ * path: tracked requests, in-flight count, write and flush generations, dirty bitmaps.
+ *
+ * <p>The public {@code co*}-free methods ({@link #preadv}, {@link #pwritev}, ...) are the
+ * bdrv_co_* entry points: they must run in a coroutine (unless every driver below never parks,
+ * like {@code memory} and {@code null}), they validate and shape the request in {@link BlockIo},
+ * and they return 0 or a negative errno.
+ *
+ * <p>Nodes are shared by all I/O threads; the request-path state is guarded as noted per field.
+ */
+public final class BlockNode {
+    /** Options every node understands; the rest go to the driver. */
+    static final Set<String> GENERIC_KEYS = Set.of("driver", "node-name", "read-only", "cache.direct",
+            "cache.no-flush", "detect-zeroes", "discard", "copy-on-read", "write-cache");
+
+    /** detect-zeroes modes (BlockdevDetectZeroesOptions). */
+    public enum DetectZeroes { OFF, ON, UNMAP }
+
+    private static final AtomicInteger NODE_IDS = new AtomicInteger();
+
+    final String nodeName;
+    final BlockDriver driver;
+    final BlockOptions options;                    // what the node was opened with (read only after open)
+    final boolean readOnly;
+    final boolean direct;                          // cache.direct: O_DIRECT below
+    final boolean noFlush;                         // cache.no-flush: flushes are ignored
+    final DetectZeroes detectZeroes;
+    final boolean discardUnmap;                    // discard=unmap: MAY_UNMAP allowed, discards pass down
+    final boolean copyOnRead;
+    volatile boolean writeCacheEnabled = true;     // guest-visible write cache (wce); false: writes become FUA
+    private final Map<String, BlockChild> children = new LinkedHashMap<>(); // set during open
+    BlockLimits limits = new BlockLimits();        // set at open and by refreshLimits
+
+    // ---- request-path state used by BlockIo
+    final ReentrantLock reqLock = new ReentrantLock();          // guards trackedRequests, serialisingInFlight
+    final List<TrackedRequest> trackedRequests = new ArrayList<>();
+    final AtomicInteger inFlight = new AtomicInteger();         // any thread
+    final CoQueue drainWaiters = new CoQueue();
+    final AtomicInteger quiesceCounter = new AtomicInteger();   // >0 while drained
+    final CoQueue quiesceWaiters = new CoQueue();               // requests waiting for drain end
+    final AtomicLong writeGen = new AtomicLong();               // bumped by every completed write
+    long flushedGen;                                            // guarded by flushLock
+    long flushStartedGen;                                       // guarded by flushLock
+    boolean activeFlush;                                        // guarded by flushLock
+    final CoMutex flushLock = new CoMutex();
+    final CoQueue flushQueue = new CoQueue();
+    final AtomicLong wrHighestOffset = new AtomicLong();
+    volatile long totalBytes = -1;                              // cached length
+    final List<DirtyBitmap> dirtyBitmaps = new java.util.concurrent.CopyOnWriteArrayList<>();
+    final List<WriteNotifier> beforeWriteNotifiers = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private volatile boolean closed;
+
+    /** A veto hook run before every write (QEMU's before_write_notifiers). Returns 0 or -errno. */
+    public interface WriteNotifier {
+        int beforeWrite(BlockNode node, long offset, long bytes, int flags);
+    }
+
+    private BlockNode(BlockOptions opts, BlockDriverFactory factory) throws BlockException {
+        this.options = opts.copy();
+        this.nodeName = opts.get("node-name", "#block" + NODE_IDS.incrementAndGet());
+        this.readOnly = opts.getBool("read-only", false);
+        this.direct = opts.getBool("cache.direct", false);
+        this.noFlush = opts.getBool("cache.no-flush", false);
+        this.writeCacheEnabled = opts.getBool("write-cache", true);
+        this.copyOnRead = opts.getBool("copy-on-read", false);
+        String dz = opts.get("detect-zeroes", "off");
+        this.detectZeroes = switch (dz) {
+            case "off" -> DetectZeroes.OFF;
+            case "on" -> DetectZeroes.ON;
+            case "unmap" -> DetectZeroes.UNMAP;
+            default -> throw new BlockException(Errno.EINVAL, "Invalid detect-zeroes value '" + dz + "'");
+        };
+        String disc = opts.get("discard", "ignore");
+        this.discardUnmap = switch (disc) {
+            case "unmap", "on" -> true;
+            case "ignore", "off" -> false;
+            default -> throw new BlockException(Errno.EINVAL, "Invalid discard option '" + disc + "'");
+        };
+        if (detectZeroes == DetectZeroes.UNMAP && !discardUnmap) {
+            throw new BlockException(Errno.EINVAL, "setting detect-zeroes to unmap is not allowed without setting discard operation to unmap");
+        }
+        BlockOptions driverOpts = opts.copy();
+        for (String k : GENERIC_KEYS) {
+            driverOpts.remove(k);
+        }
+        this.pendingDriverOptions = driverOpts;
+        BlockDriver d = factory.open(this, driverOpts);
+        this.driver = d;
+        d.attach(this);
+        this.pendingDriverOptions = null;
+        // everything the driver did not consume, and no child consumed, is an error
+        List<String> left = new ArrayList<>();
+        for (String k : driverOpts.keys()) {
+            left.add(k);
+        }
+        if (!left.isEmpty()) {
+            closeQuietly(d);
+            throw new BlockException(Errno.EINVAL, "Block driver '" + factory.name() + "' does not support the option '" + left.get(0) + "'");
+        }
+        refreshLimits();
+    }
+
+    private BlockOptions pendingDriverOptions; // only during open
+
+    private void closeQuietly(BlockDriver d) {
+        try {
+            d.close();
+        } catch (RuntimeException ignored) {
+            // best effort
+        }
+        for (BlockChild c : children.values()) {
+            c.node().closeWithoutFlush();
+        }
+    }
+
+    /**
+     * Opens a node and, through its driver, its children (bdrv_open). {@code driver} must be set,
+     * or {@code filename} (for the file driver).
+     */
+    public static BlockNode open(BlockOptions opts) throws BlockException {
+        String drv = opts.get("driver");
+        if (drv == null) {
+            if (opts.has("filename")) {
+                drv = "file";
+            } else {
+                throw new BlockException(Errno.EINVAL, "Parameter 'driver' is required");
+            }
+            opts = opts.copy().put("driver", drv);
+        }
+        BlockDriverFactory f = BlockDrivers.find(drv);
+        BlockOptions o = opts.copy();
+        return new BlockNode(o, f);
+    }
+
+    /**
+     * Opens a child from the {@code childName.*} options of this node's driver options, inheriting
+     * read-only and cache settings (bdrv_open_child). Called by drivers during open.
+     *
+     * @param required when false and no options exist for the child, returns null
+     */
+    public BlockChild openChild(String childName, BlockChild.Role role, boolean required) throws BlockException {
+        BlockOptions src = pendingDriverOptions;
+        if (src == null) {
+            throw new IllegalStateException("openChild outside open");
+        }
+        BlockOptions co = src.sub(childName);
+        src.removeSub(childName);
+        if (co.isEmpty()) {
+            if (required) {
+                throw new BlockException(Errno.EINVAL, "A block device must be specified for \"" + childName + "\"");
+            }
+            return null;
+        }
+        inheritInto(co, role);
+        BlockNode n = open(co);
+        return attachChild(childName, role, n);
+    }
+
+    /** Opens a child node from explicit options (backing files named in an image header). */
+    public BlockChild openChild(String childName, BlockChild.Role role, BlockOptions childOptions) throws BlockException {
+        BlockOptions co = childOptions.copy();
+        inheritInto(co, role);
+        return attachChild(childName, role, open(co));
+    }
+
+    private void inheritInto(BlockOptions co, BlockChild.Role role) {
+        co.putIfAbsent("cache.direct", String.valueOf(direct ? "on" : "off"));
+        co.putIfAbsent("cache.no-flush", String.valueOf(noFlush ? "on" : "off"));
+        // backing files are opened read-only, as QEMU does
+        co.putIfAbsent("read-only", (readOnly || role == BlockChild.Role.BACKING) ? "on" : "off");
+    }
+
+    /** Attaches an already open node as a child. */
+    public BlockChild attachChild(String childName, BlockChild.Role role, BlockNode child) {
+        BlockChild c = new BlockChild(childName, role, this, child);
+        children.put(childName, c);
+        return c;
+    }
+
+    /** Consumes a driver option during open (null if absent). */
+    public String takeOption(String key) {
+        BlockOptions src = pendingDriverOptions;
+        return src == null ? null : src.remove(key);
+    }
+
+    // ------------------------------------------------------------------ graph accessors
+
+    public String nodeName() { return nodeName; }
+    public BlockDriver driver() { return driver; }
+    public String driverName() { return driver.driverName(); }
+    public BlockChild file() { return children.get("file"); }
+    public BlockChild backing() { return children.get("backing"); }
+    public BlockChild child(String name) { return children.get(name); }
+    public Iterable<BlockChild> children() { return children.values(); }
+    public BlockLimits limits() { return limits; }
+    public boolean isReadOnly() { return readOnly; }
+    public boolean isDirect() { return direct; }
+    public boolean isNoFlush() { return noFlush; }
+    public DetectZeroes detectZeroes() { return detectZeroes; }
+    public boolean discardUnmap() { return discardUnmap; }
+    public boolean copyOnRead() { return copyOnRead; }
+    public BlockOptions options() { return options.copy(); }
+    public long writeGen() { return writeGen.get(); }
+    public int inFlight() { return inFlight.get(); }
+    public long wrHighestOffset() { return wrHighestOffset.get(); }
+
+    /** The file behind this node, walking down file children ("a.qcow2" for qcow2 → file). */
+    public String filename() {
+        String f = driver.filename();
+        if (f != null) return f;
+        BlockChild c = file();
+        return c == null ? null : c.node().filename();
+    }
+
+    /** Guest-visible write cache (virtio-blk writeback); when off, writes are made FUA. */
+    public boolean writeCacheEnabled() { return writeCacheEnabled; }
+    public void setWriteCacheEnabled(boolean on) { writeCacheEnabled = on; }
+
+    /** Recomputes limits: children first, then this driver (bdrv_refresh_limits). */
+    public void refreshLimits() {
+        BlockLimits l = new BlockLimits();
+        BlockChild f = file();
+        if (f != null) {
+            l.mergeFromChild(f.node().limits);
+        }
+        driver.refreshLimits(l);
+        limits = l;
+    }
+
+    public void addDirtyBitmap(DirtyBitmap b) { dirtyBitmaps.add(b); }
+    public void removeDirtyBitmap(DirtyBitmap b) { dirtyBitmaps.remove(b); }
+    public void addBeforeWriteNotifier(WriteNotifier n) { beforeWriteNotifiers.add(n); }
+    public void removeBeforeWriteNotifier(WriteNotifier n) { beforeWriteNotifiers.remove(n); }
+
+    // ------------------------------------------------------------------ the request API
+
+    public int preadv(long offset, long bytes, IoVector qiov, int flags) {
+        return BlockIo.preadv(this, offset, bytes, qiov, 0, flags);
+    }
+
+    public int preadv(long offset, long bytes, IoVector qiov, long qiovOffset, int flags) {
+        return BlockIo.preadv(this, offset, bytes, qiov, qiovOffset, flags);
+    }
+
+    public int pwritev(long offset, long bytes, IoVector qiov, int flags) {
+        return BlockIo.pwritev(this, offset, bytes, qiov, 0, flags);
+    }
+
+    public int pwritev(long offset, long bytes, IoVector qiov, long qiovOffset, int flags) {
+        return BlockIo.pwritev(this, offset, bytes, qiov, qiovOffset, flags);
+    }
+
+    public int pwriteZeroes(long offset, long bytes, int flags) {
+        return BlockIo.pwriteZeroes(this, offset, bytes, flags);
+    }
+
+    public int pdiscard(long offset, long bytes) {
+        return BlockIo.pdiscard(this, offset, bytes);
+    }
+
+    public int flush() {
+        return BlockIo.flush(this);
+    }
+
+    /** Length in bytes or a negative errno (bdrv_co_getlength). */
+    public long getLength() {
+        return BlockIo.getLength(this);
+    }
+
+    public int truncate(long offset, boolean exact, PreallocMode prealloc, int flags) {
+        return BlockIo.truncate(this, offset, exact, prealloc, flags);
+    }
+
+    public int blockStatus(boolean wantZero, long offset, long bytes, BlockStatus out) {
+        return BlockIo.blockStatus(this, wantZero, offset, bytes, out);
+    }
+
+    /** Fires a debug event on this node (bdrv_debug_event); a debug driver may fail or pause here. */
+    public void event(BlkDebugEvent ev) {
+        driver.debugEvent(ev);
+    }
+
+    /** Waits until no request is in flight on this node and keeps new ones out until {@link #drainEnd()}. */
+    public void drainBegin() {
+        BlockIo.drainBegin(this);
+    }
+
+    public void drainEnd() {
+        BlockIo.drainEnd(this);
+    }
+
+    /** Waits until no request is in flight (bdrv_drain). */
+    public void drain() {
+        drainBegin();
+        drainEnd();
+    }
+
+    /**
+     * Drains, flushes (unless read-only), closes the driver, then the children (bdrv_close). Must
+     * run in a coroutine or with drivers that never park. Returns the flush result.
+     */
+    public int close() {
+        if (closed) return 0;
+        drain();
+        int ret = 0;
+        if (!readOnly) {
+            ret = flush();
+        }
+        closed = true;
+        driver.close();
+        for (BlockChild c : children.values()) {
+            int r = c.node().close();
+            if (ret == 0) ret = r;
+        }
+        return ret;
+    }
+
+    /** Closes without flushing (used when an open fails half way, and by crash simulations). */
+    public void closeWithoutFlush() {
+        if (closed) return;
+        closed = true;
+        try {
+            driver.close();
+        } catch (RuntimeException ignored) {
+            // best effort
+        }
+        for (BlockChild c : children.values()) {
+            c.node().closeWithoutFlush();
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    @Override
+    public String toString() {
+        return "BlockNode[" + nodeName + ", " + (driver == null ? "?" : driver.driverName()) + "]";
+    }
+}
