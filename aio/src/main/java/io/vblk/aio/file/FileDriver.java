@@ -49,6 +49,7 @@ public final class FileDriver extends BlockDriver {
     private volatile int pageCacheInconsistent;  // errno latched after a failed fdatasync without O_DIRECT
     private final AtomicInteger injectedFlushErrno = new AtomicInteger(); // test hook, one shot
     private volatile boolean aioFallbackWarned;
+    private final java.util.concurrent.atomic.AtomicLong bounced = new java.util.concurrent.atomic.AtomicLong(); // any thread
     private volatile boolean closed;
 
     FileDriver(String filename, int fd, boolean direct, boolean useNative, boolean blockDevice, int aioMaxBatch,
@@ -136,7 +137,16 @@ public final class FileDriver extends BlockDriver {
     }
 
     private boolean needsBounce(long offset, long bytes, IoVector q, long qoff) {
-        return direct && !BounceBuffers.isAligned(offset, bytes, q, qoff, requestAlign, bufAlign);
+        if (direct && !BounceBuffers.isAligned(offset, bytes, q, qoff, requestAlign, bufAlign)) {
+            bounced.incrementAndGet();
+            return true;
+        }
+        return false;
+    }
+
+    /** Requests that went through the aligned bounce buffer. */
+    public long bouncedRequests() {
+        return bounced.get();
     }
 
     // ------------------------------------------------------------------ read / write
