@@ -46,6 +46,9 @@ public final class IoCommand {
     /** BDRV_REQUEST_MAX_BYTES: the largest request qemu-io accepts. */
     static final long MAX_REQUEST = Integer.MAX_VALUE & ~511L;
 
+    /** Commands that need write permission on the image. */
+    static final java.util.Set<String> WRITE_COMMANDS = java.util.Set.of("write", "w", "aio_write", "discard", "d");
+
     private final PrintStream out;
     private final PrintStream err;
     private final OpenedImage img;
@@ -64,7 +67,7 @@ public final class IoCommand {
     public static int run(String[] args, PrintStream out, PrintStream err) throws CliException {
         ImageSpec spec = new ImageSpec();
         List<String> cmds = new ArrayList<>();
-        GetOpt g = new GetOpt("vblk io", args, 0, "hc:f:t:i:rknU",
+        GetOpt g = new GetOpt("", args, 0, "hc:f:t:i:rknU",
                 Map.of("help", false, "cmd", true, "format", true, "cache", true, "aio", true, "read-only", false,
                         "native-aio", false, "nocache", false, "image-opts", false, "force-share", false));
         for (String o; (o = g.next()) != null; ) {
@@ -116,6 +119,12 @@ public final class IoCommand {
     int execute(String line) {
         String[] argv = line.trim().split("\\s+");
         String name = argv[0];
+        if (img.node().isReadOnly() && WRITE_COMMANDS.contains(name)) {
+            // the permission check qemu-io makes before a command that needs write access
+            err.println("vblk: Block node is read-only");
+            err.flush();
+            return -Errno.EPERM;
+        }
         try {
             return switch (name) {
                 case "read", "r" -> checkArgs(argv, 2, -1) ? read(argv, false) : -Errno.EINVAL;

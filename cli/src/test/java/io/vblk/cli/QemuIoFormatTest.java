@@ -1,0 +1,40 @@
+package io.vblk.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
+
+/** The expected strings are qemu-io 7.2's output for the same values (see docs/cli.md). */
+class QemuIoFormatTest {
+    @Test
+    void cvtstrMatchesQemuIo() {
+        assertEquals("4 KiB", QemuIoFormat.cvtstr(4096));
+        assertEquals("512 bytes", QemuIoFormat.cvtstr(512));
+        assertEquals("0 bytes", QemuIoFormat.cvtstr(0));
+        assertEquals("417.606194 bytes", QemuIoFormat.cvtstr(417.606194));
+        assertEquals("1 MiB", QemuIoFormat.cvtstr(1 << 20));
+        assertEquals("9.591 MiB", QemuIoFormat.cvtstr(9.591 * (1 << 20)));
+        assertEquals("537.627 KiB", QemuIoFormat.cvtstr(537.627 * 1024));
+        assertEquals("2 GiB", QemuIoFormat.cvtstr(2.0 * (1L << 30)));
+        assertEquals("1.500 TiB", QemuIoFormat.cvtstr(1.5 * (1L << 40)));
+    }
+
+    @Test
+    void timestrShortAndFixedForms() {
+        assertEquals("00.01 sec", QemuIoFormat.timestr(10_000_000L, false));
+        assertEquals("00.00 sec", QemuIoFormat.timestr(9_999_999L, false));
+        assertEquals("12.34 sec", QemuIoFormat.timestr(12_345_000_000L, false));
+        assertEquals("0:00:00.00", QemuIoFormat.timestr(1_000_000L, true));
+        assertEquals("1:01:01.50", QemuIoFormat.timestr((3661L * 1000 + 500) * 1_000_000L, false));
+    }
+
+    @Test
+    void reportHasQemuIoLines() {
+        // 4096 bytes in 0.5 s: 8 KiB/sec, 2 ops/sec
+        assertEquals("wrote 4096/4096 bytes at offset 0\n4 KiB, 1 ops; 00.50 sec (8 KiB/sec and 2.0000 ops/sec)",
+                QemuIoFormat.report("wrote", 500_000_000L, 0, 4096, 4096, 1, false));
+        assertEquals("4096,1,0:00:00.50,8192.000,2.000", QemuIoFormat.report("read", 500_000_000L, 0, 4096, 4096, 1, true));
+        assertEquals("read 0/0 bytes at offset 7\n0 bytes, 1 ops; 01.00 sec (0 bytes/sec and 1.0000 ops/sec)",
+                QemuIoFormat.report("read", 1_000_000_000L, 7, 0, 0, 1, false));
+    }
+}
