@@ -345,7 +345,7 @@ public final class IoCommand {
                 default -> throw new IllegalStateException(o);
             }
         }
-        if (zero && pflag) throw new UsageError("-z and -P cannot be specified at the same time");
+        if (zero && pflag) throw new UsageError("Only one of -z, -P, and -s can be specified at the same time");
         if (unmap && !zero) throw new UsageError("-u requires -z to be specified");
         if (noFallback && !zero) throw new UsageError("-n requires -z to be specified");
         long[] ol = offLen(cmd, g.operands());

@@ -84,7 +84,7 @@ class IoCommandTest {
                 Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- abc
                 -u requires -z to be specified
                 0x100 is not a valid pattern byte
-                -z and -P cannot be specified at the same time
+                Only one of -z, -P, and -s can be specified at the same time
                 read [-Cq] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset
                 """, r.out());
         assertEquals("""
