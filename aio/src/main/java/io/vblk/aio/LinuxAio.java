@@ -302,7 +302,7 @@ public final class LinuxAio {
                 NativeMemory.putLongLE(ptrs + 8L * len, p.iocb);
                 len++;
             }
-            long ret = Native.ret(Native.LIBC.syscall(Syscalls.IO_SUBMIT, ctxId, len, ptrs));
+            long ret = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_SUBMIT, ctxId, len, ptrs));
             stats.ioSubmitCalls++;
             if (ret == -Errno.EAGAIN) {
                 stats.eagain++;
@@ -378,7 +378,7 @@ public final class LinuxAio {
     private void reapBySyscall() {
         long ev = events.address();
         for (;;) {
-            long n = Native.ret(Native.LIBC.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address()));
+            long n = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address()));
             if (n == -Errno.EINTR) {
                 continue;
             }
