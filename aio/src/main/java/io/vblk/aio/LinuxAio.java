@@ -66,6 +66,7 @@ public final class LinuxAio {
     private int plugged;
     private int fdsync = FDSYNC_UNKNOWN;
     private boolean reapAfterSubmit = true;
+    private boolean userSpaceReap = true;
     private boolean closed;
 
     /** The engine of {@code ctx}, created on first use with the defaults (aio_get_linux_aio). Context thread. */
@@ -146,6 +147,11 @@ public final class LinuxAio {
     /** Test hook: when false, ioq_submit does not reap right after io_submit (so a full ring stays full). */
     public void setReapAfterSubmit(boolean on) {
         reapAfterSubmit = on;
+    }
+
+    /** Test hook: when false, completions are always fetched with io_getevents (the fallback path). */
+    public void setUserSpaceReap(boolean on) {
+        userSpaceReap = on;
     }
 
     /** Test hook: declares IOCB_CMD_FDSYNC (un)supported instead of probing it. */
@@ -352,7 +358,7 @@ public final class LinuxAio {
         if (inFlight == 0 || closed) {
             return;
         }
-        if (ring.usable()) {
+        if (ring.usable() && userSpaceReap) {
             for (;;) {
                 int n = ring.peek();
                 if (n < 0) {
