@@ -418,8 +418,12 @@ public final class LinuxAio {
             ret = 0;
         } else if (res >= 0) {
             if (r.isRead) {
-                r.qiov.memset(r.qiovOffset + res, (byte) 0, r.nbytes - res);
-                ret = 0;
+                try {
+                    r.qiov.memset(r.qiovOffset + res, (byte) 0, r.nbytes - res);
+                    ret = 0;
+                } catch (IndexOutOfBoundsException e) {
+                    ret = -Errno.EIO; // the caller's vector was shorter than the request
+                }
             } else {
                 ret = -Errno.ENOSPC;
             }
