@@ -266,4 +266,32 @@ class LinuxAioTest {
             ctx.run(node::close);
         }
     }
+
+    @Test
+    void manySlicesGrowTheIovecArrayOnce() throws Exception {
+        Path f = AioTestSupport.patternFile(dir, "iov.img", 1 << 16);
+        int fd = Native.LIBC.open(f.toString(), Syscalls.O_RDONLY | Syscalls.O_CLOEXEC, 0);
+        assertTrue(fd >= 0);
+        try (NativeBuffer buf = NativeBuffer.allocate(200 * 256, 4096)) {
+            LinuxAio aio = engine();
+            // 200 slices of 100 bytes with gaps between them: 200 iovecs in one iocb
+            io.vblk.block.IoVector v = new io.vblk.block.IoVector();
+            for (int i = 0; i < 200; i++) {
+                v.add(buf.address() + 256L * i, 100);
+            }
+            for (int round = 0; round < 2; round++) {
+                buf.fill(0, 200 * 256, (byte) 0);
+                int r = ctx.run(() -> aio.preadv(fd, 333, v, 0, 200 * 100, 0));
+                assertEquals(0, r);
+                byte[] want = patternBytes(333, 200 * 100);
+                for (int i = 0; i < 200; i++) {
+                    byte[] got = new byte[100];
+                    buf.copyTo(256L * i, got, 0, 100);
+                    assertArrayEquals(Arrays.copyOfRange(want, 100 * i, 100 * i + 100), got, "slice " + i);
+                }
+            }
+        } finally {
+            Native.LIBC.close(fd);
+        }
+    }
 }
