@@ -71,6 +71,11 @@ class ZeroWriteTest extends BlockTestSupport {
         BlockNode s = open("driver=memory,size=256K");
         fill(s);
         assertEquals(0, run(() -> s.pwriteZeroes(0, 65536, RequestFlags.NO_FALLBACK)));
+        // a misaligned NO_FALLBACK request would need RMW: refused before anything is written
+        BlockNode a = open("driver=memory,size=256K,align=4096");
+        byte[] ainit = fill(a);
+        assertEquals(-Errno.ENOTSUP, run(() -> a.pwriteZeroes(100, 8192, RequestFlags.NO_FALLBACK)));
+        assertArrayEquals(ainit, memory(a).snapshot(0, SIZE));
         assertTrue(java.util.Arrays.equals(new byte[65536], memory(s).snapshot(0, 65536)));
     }
 
