@@ -1,6 +1,7 @@
 package io.vblk.virtio.memory;
 
 import io.vblk.aio.Native;
+import io.vblk.aio.Syscalls;
 import io.vblk.block.BlockException;
 import io.vblk.block.IoVector;
 
@@ -45,7 +46,7 @@ public final class GuestMemory implements AutoCloseable {
 
     /** Adds anonymous memory at {@code gpa}. */
     public synchronized GuestRegion addAnonymous(long gpa, long size) throws BlockException {
-        long addr = Native.check(Native.LIBC.mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap");
+        long addr = Native.check(mmap(size, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap");
         owned.add(new long[] {addr, size});
         return add(new GuestRegion(gpa, size, addr, -1));
     }
@@ -64,12 +65,12 @@ public final class GuestMemory implements AutoCloseable {
      * SET_MEM_TABLE / ADD_MEM_REG). The caller keeps ownership of the fd.
      */
     public synchronized GuestRegion addFd(int fd, long mmapOffset, long gpa, long size, long userAddr) throws BlockException {
-        long addr = Native.check(Native.LIBC.mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, mmapOffset), "mmap guest region");
+        long addr = Native.check(mmap(size, MAP_SHARED, fd, mmapOffset), "mmap guest region");
         owned.add(new long[] {addr, size});
         try {
             return add(new GuestRegion(gpa, size, addr, userAddr));
         } catch (RuntimeException e) {
-            Native.LIBC.munmap(addr, size);
+            munmap(addr, size);
             owned.remove(owned.size() - 1);
             throw e;
         }
@@ -107,7 +108,7 @@ public final class GuestMemory implements AutoCloseable {
                 regions = n;
                 for (int j = 0; j < owned.size(); j++) {
                     if (owned.get(j)[0] == r.host()) {
-                        Native.LIBC.munmap(r.host(), owned.get(j)[1]);
+                        munmap(r.host(), owned.get(j)[1]);
                         owned.remove(j);
                         break;
                     }
@@ -199,10 +200,21 @@ public final class GuestMemory implements AutoCloseable {
     @Override
     public synchronized void close() {
         regions = new GuestRegion[0];
-        for (long[] m : owned) Native.LIBC.munmap(m[0], m[1]);
+        for (long[] m : owned) munmap(m[0], m[1]);
         owned.clear();
         for (int fd : ownedFds) Native.LIBC.close(fd);
         ownedFds.clear();
+    }
+
+    // libc's mmap through jnr returns EINVAL on this JDK/jnr combination; the raw syscall works.
+    private static final long SYS_MMAP = Syscalls.X86_64 ? 9 : 222, SYS_MUNMAP = Syscalls.X86_64 ? 11 : 215;
+
+    private static long mmap(long size, int flags, int fd, long offset) {
+        return Native.LIBC.syscall(SYS_MMAP, 0, size, PROT_READ | PROT_WRITE, flags, fd, offset);
+    }
+
+    private static void munmap(long addr, long size) {
+        Native.LIBC.syscall(SYS_MUNMAP, addr, size);
     }
 
     private static String describe(GuestRegion r) {
