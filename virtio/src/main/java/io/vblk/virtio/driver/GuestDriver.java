@@ -19,6 +19,7 @@ public final class GuestDriver {
     private final long arenaEnd;
     private GuestQueue[] queues = new GuestQueue[0];
     private long features;
+    private boolean wireInterrupts = true;
 
     /** A driver for {@code dev} that allocates its rings and buffers in [arenaGpa, arenaGpa+arenaSize). */
     public GuestDriver(VirtioBlkDevice dev, GuestMemory mem, long arenaGpa, long arenaSize) {
@@ -46,6 +47,17 @@ public final class GuestDriver {
         if (h == -1) throw new IllegalArgumentException(String.format("0x%x+%d is not guest RAM", gpa, len));
         return h;
     }
+
+    /**
+     * Whether {@link #initialize} installs each queue's interrupt as the device's notifier (default).
+     * Off when the embedder's own notifier must stay in place; the queues then poll.
+     */
+    public GuestDriver wireInterrupts(boolean on) {
+        wireInterrupts = on;
+        return this;
+    }
+
+    boolean wiresInterrupts() { return wireInterrupts; }
 
     public GuestMemory memory() { return mem; }
     public VirtioBlkDevice device() { return dev; }

@@ -78,7 +78,7 @@ public final class GuestQueue {
         var dev = drv.device();
         dev.queue(index).setSize(size);
         dev.queue(index).setAddresses(descGpa, availGpa, usedGpa);
-        dev.setNotifier(index, this::onInterrupt);
+        if (drv.wiresInterrupts()) dev.setNotifier(index, this::onInterrupt);
     }
 
     private void onInterrupt() {
