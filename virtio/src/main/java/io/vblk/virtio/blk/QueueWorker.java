@@ -10,7 +10,8 @@ import io.vblk.block.RequestFlags;
 import io.vblk.virtio.queue.ChainError;
 import io.vblk.virtio.queue.VirtQueue;
 
-import java.nio.ByteBuffer;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -27,7 +28,9 @@ import static io.vblk.virtio.VirtioSpec.*;
  */
 final class QueueWorker {
     private static final Logger LOG = Logger.getLogger(QueueWorker.class.getName());
-    static final int MAX_MERGE_REQS = 32;
+    static final int MAX_MERGE_REQS = 32; // VIRTIO_BLK_MAX_MERGE_REQS
+    private static final VarHandle I32 = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle I64 = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     final VirtioBlkDevice dev;
     final VirtQueue vq;
@@ -132,11 +135,10 @@ final class QueueWorker {
         }
         requests++;
         inFlight++;
-        in.copyToArray(0, r.scratch, 0, VIRTIO_BLK_HDR_SIZE);
-        ByteBuffer h = ByteBuffer.wrap(r.scratch).order(ByteOrder.LITTLE_ENDIAN);
-        int type = h.getInt(0) & ~VIRTIO_BLK_T_BARRIER;
+        in.copyToArray(0, r.scratch, 0, VIRTIO_BLK_HDR_SIZE); // the header wherever the descriptors split it
+        int type = (int) I32.get(r.scratch, 0) & ~VIRTIO_BLK_T_BARRIER;
         r.type = type;
-        r.sector = h.getLong(8);
+        r.sector = (long) I64.get(r.scratch, 8);
         int last = out.count() - 1;
         r.statusAddr = out.address(last) + out.length(last) - 1;
         r.dataWritable = (int) (out.size() - 1);
@@ -376,12 +378,11 @@ final class QueueWorker {
             return;
         }
         long maxSectors = wz ? dev.maxWriteZeroesSectors() : dev.maxDiscardSectors();
-        ByteBuffer b = ByteBuffer.wrap(r.scratch).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < nseg; i++) {
             in.copyToArray(VIRTIO_BLK_HDR_SIZE + 16L * i, r.scratch, 0, 16);
-            long sector = b.getLong(0);
-            long num = Integer.toUnsignedLong(b.getInt(8));
-            int flags = b.getInt(12);
+            long sector = (long) I64.get(r.scratch, 0);
+            long num = Integer.toUnsignedLong((int) I32.get(r.scratch, 8));
+            int flags = (int) I32.get(r.scratch, 12);
             if ((flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) != 0 || (!wz && flags != 0)) {
                 complete(r, VIRTIO_BLK_S_UNSUPP, 1);
                 return;
@@ -393,9 +394,9 @@ final class QueueWorker {
         }
         for (int i = 0; i < nseg; i++) {
             in.copyToArray(VIRTIO_BLK_HDR_SIZE + 16L * i, r.scratch, 0, 16);
-            long off = b.getLong(0) << VIRTIO_BLK_SECTOR_BITS;
-            long bytes = Integer.toUnsignedLong(b.getInt(8)) << VIRTIO_BLK_SECTOR_BITS;
-            boolean unmap = (b.getInt(12) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) != 0;
+            long off = (long) I64.get(r.scratch, 0) << VIRTIO_BLK_SECTOR_BITS;
+            long bytes = Integer.toUnsignedLong((int) I32.get(r.scratch, 8)) << VIRTIO_BLK_SECTOR_BITS;
+            boolean unmap = ((int) I32.get(r.scratch, 12) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) != 0;
             if (bytes == 0) continue;
             int ret = wz ? node.pwriteZeroes(off, bytes, unmap ? RequestFlags.MAY_UNMAP : 0) : node.pdiscard(off, bytes);
             if (ret < 0) {
