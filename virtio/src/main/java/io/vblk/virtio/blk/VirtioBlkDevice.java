@@ -170,6 +170,12 @@ public final class VirtioBlkDevice {
 
     public long capacitySectors() { return capacitySectors; }
 
+    /** The node was resized: re-reads its length and sends a configuration change interrupt. */
+    public void resized() {
+        refreshCapacity();
+        if ((status.get() & S_DRIVER_OK) != 0) configInterrupt.signal();
+    }
+
     /** The 96-byte virtio_blk_config as it reads now. */
     public byte[] configSpace() {
         ByteBuffer b = ByteBuffer.allocate(CONFIG_SIZE).order(ByteOrder.LITTLE_ENDIAN);
@@ -293,15 +299,26 @@ public final class VirtioBlkDevice {
      */
     public int stopQueue(int q) {
         QueueWorker w = workers[q];
-        CountDownLatch done = new CountDownLatch(1);
         int[] idx = new int[1];
+        onQueueThreadWhenDrained(w, () -> {
+            w.failHeld();
+            w.vq.deactivate();
+            idx[0] = w.vq.lastAvailIdx();
+        });
+        return idx[0];
+    }
+
+    /** Stops popping on {@code w}, waits until nothing is in flight, runs {@code then} on its thread. */
+    private static void onQueueThreadWhenDrained(QueueWorker w, Runnable then) {
+        CountDownLatch done = new CountDownLatch(1);
         Runnable stop = () -> {
             w.started = false;
             w.whenDrained(() -> {
-                w.failHeld();
-                w.vq.deactivate();
-                idx[0] = w.vq.lastAvailIdx();
-                done.countDown();
+                try {
+                    then.run();
+                } finally {
+                    done.countDown();
+                }
             });
         };
         if (w.ctx.inContext()) {
@@ -315,7 +332,6 @@ public final class VirtioBlkDevice {
                 Thread.currentThread().interrupt();
             }
         }
-        return idx[0];
     }
 
     /**
@@ -323,22 +339,11 @@ public final class VirtioBlkDevice {
      * features, status and NEEDS_RESET; the driver then sets everything up again.
      */
     public void reset() {
-        for (int i = 0; i < workers.length; i++) {
-            QueueWorker w = workers[i];
-            CountDownLatch done = new CountDownLatch(1);
-            w.ctx.execute(() -> {
-                w.started = false;
-                w.whenDrained(() -> {
-                    w.dropHeld();
-                    w.vq.reset();
-                    done.countDown();
-                });
+        for (QueueWorker w : workers) {
+            onQueueThreadWhenDrained(w, () -> {
+                w.dropHeld();
+                w.vq.reset();
             });
-            try {
-                done.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
         }
         driverFeatures = 0;
         paused = false;
