@@ -4,36 +4,30 @@ import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
 /**
- * Guards for native and interop tests: a test whose peer or kernel feature is missing is skipped
- * normally, but fails when {@code -Dvblk.requireNative=true} (set by {@code ./test.sh} under
- * {@code .ci/run} with CI=true), so that CI never passes by skipping the real tests.
+ * Skip-or-fail for tests that need something from the machine (root, loop devices, a peer tool).
+ * Normally an unmet requirement skips the test; with {@code -Dvblk.requireNative=true} (CI) it
+ * fails, so a native test can never pass by silently not running.
  */
 public final class Requirements {
     private Requirements() {}
 
-    /** True when skips must fail (CI). */
-    public static boolean strict() {
-        return "true".equals(System.getProperty("vblk.requireNative"));
+    public static final boolean STRICT = Boolean.getBoolean("vblk.requireNative");
+
+    /** Skips (or, when strict, fails) the current test unless {@code condition} holds. */
+    public static void require(boolean condition, String why) {
+        if (STRICT) {
+            Assertions.assertTrue(condition, "required (vblk.requireNative=true): " + why);
+        } else {
+            Assumptions.assumeTrue(condition, why);
+        }
     }
 
-    /** Skips the test (or fails it under CI) unless {@code cond}; {@code why} says what is missing. */
-    public static void require(boolean cond, String why) {
-        if (cond) {
-            return;
-        }
-        if (strict()) {
-            Assertions.fail("required for this native/interop test (vblk.requireNative=true): " + why);
-        }
-        Assumptions.assumeTrue(false, why);
-    }
-
-    /** True when {@code program} is found on PATH (or is an absolute executable path). */
+    /** True when {@code program} is an executable on PATH (or an absolute path to one). */
     public static boolean onPath(String program) {
         if (program.startsWith("/")) {
             return new java.io.File(program).canExecute();
         }
-        String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
-        for (String dir : path.split(":")) {
+        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
             if (new java.io.File(dir, program).canExecute()) {
                 return true;
             }
