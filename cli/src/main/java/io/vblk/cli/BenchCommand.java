@@ -260,10 +260,14 @@ public final class BenchCommand {
             long cpu0 = CpuTime.processNanos();
             long t0 = System.nanoTime();
             AioContext ctx = contextOf();
-            for (int i = 0; i < depth; i++) {
-                IoVector v = vecs[i];
-                ctx.spawn(() -> worker(v));
-            }
+            // one task on the I/O thread starts every worker, each running until its first park,
+            // so all of them are in flight before any is resumed
+            ctx.execute(() -> {
+                for (int i = 0; i < depth; i++) {
+                    IoVector v = vecs[i];
+                    ctx.spawn(() -> worker(v));
+                }
+            });
             try {
                 done.await();
             } catch (InterruptedException e) {
