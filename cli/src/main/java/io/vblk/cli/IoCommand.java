@@ -36,9 +36,9 @@ public final class IoCommand {
               -r, --read-only      open read-only
                   --image-opts     FILE is a key=value option string (driver=...,file.filename=...)
             Commands:
-              read [-Cq] [-P pattern [-s off] [-l len]] off len
+              read [-Cqv] [-P pattern [-s off] [-l len]] off len
               write [-Cfq] [-P pattern | -z [-u] [-n]] off len
-              aio_read [-Cq] [-P pattern] off len      aio_write [-Cfq] [-P pattern | -z [-u]] off len
+              aio_read [-Cqv] [-P pattern] off len      aio_write [-Cfq] [-P pattern | -z [-u]] off len
               aio_flush   flush   discard [-Cq] off len   length   quit
             Exit status: 0 when every command succeeded, 1 otherwise (as qemu-io).
             """;
@@ -202,8 +202,8 @@ public final class IoCommand {
 
     static String usageLine(String cmd) {
         return switch (cmd) {
-            case "read", "r" -> "read [-Cq] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset";
-            case "aio_read" -> "aio_read [-Cq] [-P pattern] off len -- asynchronously reads a number of bytes";
+            case "read", "r" -> "read [-Cqv] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset";
+            case "aio_read" -> "aio_read [-Cqv] [-P pattern] off len -- asynchronously reads a number of bytes";
             case "write", "w" -> "write [-Cfqnu] [-P pattern | -z] off len -- writes a number of bytes at a specified offset";
             case "aio_write" -> "aio_write [-Cfqu] [-P pattern | -z] off len -- asynchronously writes a number of bytes";
             case "discard", "d" -> "discard [-Cq] off len -- discards a number of bytes at a specified offset";
@@ -251,7 +251,7 @@ public final class IoCommand {
     private int read(String[] argv, boolean aio) throws CliException, UsageError {
         String cmd = argv[0];
         GetOpt g = new GetOpt(cmd, argv, 1, aio ? "CP:qvi" : "bCl:pP:qs:v", Map.of());
-        boolean machine = false, quiet = false;
+        boolean machine = false, quiet = false, dump = false;
         int pattern = -1;
         long patOff = 0, patLen = -1;
         boolean sflag = false, lflag = false;
@@ -264,7 +264,7 @@ public final class IoCommand {
                 case "l" -> { patLen = parseNum(g.optarg()); lflag = true; }
                 case "p", "i" -> { /* ignored, as in qemu-io */ }
                 case "b" -> throw new UsageError("-b (VM state) is not supported by vblk io");
-                case "v" -> throw new UsageError("-v (dump) is not supported by vblk io");
+                case "v" -> dump = true;
                 default -> throw new IllegalStateException(o);
             }
         }
@@ -280,7 +280,7 @@ public final class IoCommand {
         NativeBuffer buf = NativeBuffer.allocate(Math.max(len, 1), 4096);
         buf.fill(0, buf.size(), (byte) 0xab);
         IoVector qiov = buf.asIoVector(0, len);
-        final boolean fMachine = machine, fQuiet = quiet;
+        final boolean fMachine = machine, fQuiet = quiet, fDump = dump;
         final int fPattern = pattern;
         final long fPatOff = patOff, fPatLen = patLen;
         if (aio) {
@@ -288,18 +288,18 @@ public final class IoCommand {
                 long t0 = System.nanoTime();
                 int r = checked(off, len, () -> img.node().preadv(off, len, qiov, 0));
                 long t = System.nanoTime() - t0;
-                finishRead("aio_read", r, t, buf, off, len, fPattern, fPatOff, fPatLen, fQuiet, fMachine);
+                finishRead("aio_read", r, t, buf, off, len, fPattern, fPatOff, fPatLen, fQuiet, fMachine, fDump);
             });
             return 0;
         }
         long t0 = System.nanoTime();
         int r = img.ctx().run(() -> checked(off, len, () -> img.node().preadv(off, len, qiov, 0)));
         long t = System.nanoTime() - t0;
-        return finishRead("read", r, t, buf, off, len, pattern, patOff, patLen, quiet, machine);
+        return finishRead("read", r, t, buf, off, len, pattern, patOff, patLen, quiet, machine, dump);
     }
 
     private int finishRead(String cmd, int r, long nanos, NativeBuffer buf, long off, long len, int pattern,
-                           long patOff, long patLen, boolean quiet, boolean machine) {
+                           long patOff, long patLen, boolean quiet, boolean machine, boolean dump) {
         try {
             if (r < 0) {
                 println(cmd + " failed: " + Strerror.of(-r));
@@ -315,6 +315,10 @@ public final class IoCommand {
                         ret = -Errno.EINVAL;
                     }
                 }
+            }
+            if (dump) {
+                out.print(QemuIoFormat.dump(buf.segment(), off, len));
+                out.flush();
             }
             if (!quiet) {
                 println(QemuIoFormat.report("read", nanos, off, len, len, 1, machine));

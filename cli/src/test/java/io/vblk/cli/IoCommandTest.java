@@ -85,7 +85,7 @@ class IoCommandTest {
                 -u requires -z to be specified
                 0x100 is not a valid pattern byte
                 Only one of -z, -P, and -s can be specified at the same time
-                read [-Cq] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset
+                read [-Cqv] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset
                 """, r.out());
         assertEquals("""
                 command "bogus" not found

@@ -37,4 +37,18 @@ class QemuIoFormatTest {
         assertEquals("read 0/0 bytes at offset 7\n0 bytes, 1 ops; 01.00 sec (0 bytes/sec and 1.0000 ops/sec)",
                 QemuIoFormat.report("read", 1_000_000_000L, 7, 0, 0, 1, false));
     }
+
+    @Test
+    void dumpMatchesQemuIoReadV() {
+        try (io.vblk.block.NativeBuffer b = io.vblk.block.NativeBuffer.allocate(40, 64)) {
+            b.fill(0, 20, (byte) 0x41);
+            b.fill(20, 20, (byte) 0xcd);
+            assertEquals("""
+                    00000000:  41 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41  AAAAAAAAAAAAAAAA
+                    00000010:  41 41 41 41 cd cd cd cd cd cd cd cd cd cd cd cd  AAAA............
+                    00000020:  cd cd cd cd cd cd cd cd  ........
+                    """, QemuIoFormat.dump(b.segment(), 0, 40));
+            assertEquals("00000003:  41 41 41 41 41  AAAAA\n", QemuIoFormat.dump(b.segment().asSlice(3), 3, 5));
+        }
+    }
 }
