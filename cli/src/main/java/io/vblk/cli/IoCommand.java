@@ -316,7 +316,7 @@ public final class IoCommand {
                     }
                 }
             }
-            if (dump) {
+            if (dump && !quiet) {
                 out.print(QemuIoFormat.dump(buf.segment(), off, len));
                 out.flush();
             }

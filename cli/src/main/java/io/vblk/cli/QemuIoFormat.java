@@ -79,7 +79,7 @@ public final class QemuIoFormat {
 
     /**
      * The hex dump of {@code read -v} (dump_buffer): 16 bytes a line, "%08x:  " address, "%02x "
-     * per byte, a space, then the printable characters with '.' for the rest.
+     * per byte, a space, then the letters and digits (isalnum in the C locale) with '.' for the rest.
      */
     public static String dump(java.lang.foreign.MemorySegment buf, long offset, long len) {
         StringBuilder sb = new StringBuilder();
@@ -92,7 +92,7 @@ public final class QemuIoFormat {
             sb.append(' ');
             for (long j = 0; j < n; j++) {
                 int c = buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i + j) & 0xff;
-                sb.append(c >= 0x20 && c < 0x7f ? (char) c : '.');
+                sb.append((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char) c : '.');
             }
             sb.append('\n');
         }

@@ -49,6 +49,8 @@ class QemuIoFormatTest {
                     00000020:  cd cd cd cd cd cd cd cd  ........
                     """, QemuIoFormat.dump(b.segment(), 0, 40));
             assertEquals("00000003:  41 41 41 41 41  AAAAA\n", QemuIoFormat.dump(b.segment().asSlice(3), 3, 5));
+            b.copyFrom(new byte[] {0x21, 0x21, 0x20, 0x20, 0x7e, 0x7e, 0x41, 0x61, 0x39}, 0, 0, 9);
+            assertEquals("00000000:  21 21 20 20 7e 7e 41 61 39  ......Aa9\n", QemuIoFormat.dump(b.segment(), 0, 9));
         }
     }
 }

@@ -51,7 +51,7 @@ class QemuIoInteropTest {
     private static final String[] SCRIPT = {
         "write -P 0xab 0 4k", "read -P 0xab 0 4k", "read -P 0xac 0 4k", "read -P 0xab 0 8k",
         "write -P 0x11 64k 64k", "read -P 0x11 -s 4k -l 8k 64k 64k", "write -z 72k 4k", "read -P 0 72k 4k",
-        "write -z -u 80k 8k", "read -P 0 80k 8k", "write -P 0x41 100k 20", "read -v 100k 40", "read -v 100003 5", "write -P 0x22 1020k 4k", "read 0 0", "read -q 0 512",
+        "write -z -u 80k 8k", "read -P 0 80k 8k", "write -P 0x41 100k 20", "read -v 100k 40", "read -v 100003 5", "write -P 0x20 100k 2", "write -P 0x7e 101k 1", "read -v 100k 2k", "read -q -v 0 16", "write -P 0x22 1020k 4k", "read 0 0", "read -q 0 512",
         "write -C 0 512",
         "read 0 2M", "write 1M 1", "read 1023k 2k", "discard 2M 4k",
         "read 0 abc", "write -u 0 4k", "write -P 0x100 0 4k", "write -z -P 1 0 4k",
