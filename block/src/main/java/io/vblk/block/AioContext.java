@@ -254,12 +254,10 @@ public final class AioContext implements AutoCloseable {
             fn.run();
             return;
         }
-        for (Runnable r : deferred) {
-            if (r == fn) {
-                return;
-            }
+        // ArrayDeque.contains scans its array without an iterator (equals on Runnables is identity)
+        if (!deferred.contains(fn)) {
+            deferred.addLast(fn);
         }
-        deferred.addLast(fn);
     }
 
     /** True inside a deferred-call section. */
