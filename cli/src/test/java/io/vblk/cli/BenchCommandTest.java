@@ -132,8 +132,18 @@ class BenchCommandTest {
                 CliRun.of("bench", "--flush-interval=4", "-f", "null", "1G").err());
         assertTrue(CliRun.of("bench", "--bogus", "x").err().startsWith("vblk: unrecognized option '--bogus'\n"));
         assertEquals(1, CliRun.of("bench", "--path", "nowhere", "-f", "null", "1G").rc());
-        CliRun v = CliRun.of("bench", "--path", "virtio", "-f", "null", "-c", "1", "1G");
-        assertEquals(1, v.rc());
+    }
+
+    @Test
+    void virtioPathIsDispatchedWhenBuiltIn() {
+        CliRun v = CliRun.of("bench", "--path", "virtio", "-f", "null", "-c", "100", "-d", "4", "1G");
+        if (Main.builtIn(new Main.Command("io.vblk.cli.VirtioBenchPath", ""))) {
+            assertEquals(0, v.rc(), v.err());
+            assertTrue(v.out().startsWith("Sending 100 read requests"), v.out());
+        } else {
+            assertEquals(1, v.rc());
+            assertTrue(v.err().contains("--path virtio is not built in"), v.err());
+        }
     }
 
     @Test
