@@ -84,6 +84,7 @@ public final class IoCommand {
             throw CliException.usage(g.operands().isEmpty() ? "Expecting one image file name" : "Too many arguments: " + g.operands());
         }
         spec.filename = g.operands().get(0);
+        spec.discardUnmap = true;   // qemu-io opens with BDRV_O_UNMAP: discards reach the image
         OpenedImage img;
         try {
             img = ImageOpener.open(spec, "vblk-io");

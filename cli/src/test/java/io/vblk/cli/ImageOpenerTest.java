@@ -36,6 +36,10 @@ class ImageOpenerTest {
         assertEquals("off", o.get("cache.no-flush"));
         assertEquals("on", o.get("read-only"));
         assertFalse(o.has("write-cache"));
+        assertFalse(o.has("discard"), "qemu-img style: discards are ignored");
+        ImageSpec io = spec("f", "raw", "/x.img");
+        io.discardUnmap = true;
+        assertEquals("unmap", ImageOpener.toBlockOptions(io).get("discard"), "qemu-io style: BDRV_O_UNMAP");
     }
 
     @Test
