@@ -3,6 +3,7 @@ package io.vblk.cli;
 import io.vblk.aio.AioStats;
 import io.vblk.block.AioContext;
 import io.vblk.block.BlockException;
+import io.vblk.block.Coroutine;
 import io.vblk.block.Errno;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
@@ -27,7 +28,7 @@ public final class BenchCommand {
     static final String USAGE = """
             Usage: vblk bench [-f fmt] [-w] [-c count] [-d depth] [-s size] [-S step] [-o offset] [--random]
                               [-t cache] [-i native|threads] [--path block|aio|virtio] [--pattern=N]
-                              [--flush-interval=N] [--output=human|json] [--image-opts] FILE
+                              [--flush-interval=N [--no-drain]] [--output=human|json] [--image-opts] FILE
 
             Runs a simple I/O benchmark on FILE (or `-f null SIZE`), as qemu-img bench.
               -c COUNT            number of requests (default 75000)
@@ -40,7 +41,8 @@ public final class BenchCommand {
               -t CACHE, -i AIO    cache mode and I/O engine (-t none -i native: O_DIRECT + Linux AIO)
               --path PATH         block (default): through the block layer; aio: Linux AIO engine
                                   alone on the raw file (O_DIRECT); virtio: through the virtio-blk device
-              --flush-interval=N  flush after every N requests (writes only)
+              --flush-interval=N  flush after every N requests, once those in flight completed
+                                  (writes only; --no-drain: without waiting)
               --output=json       print seconds, ops, iops, mib_per_s, lat_us {p50,p99,p999}, cpu_s,
                                   io_submit_calls, iocbs, iocbs_per_submit, completions_per_reap
             Exit status: 0 on success, 1 on any error (as qemu-img).
@@ -48,7 +50,7 @@ public final class BenchCommand {
 
     /** What one run does; also what {@code VirtioBenchPath} may read. */
     public record Config(boolean write, long count, int depth, int size, long step, long offset, boolean random,
-                         int pattern, long flushInterval, String path, boolean json) {}
+                         int pattern, long flushInterval, String path, boolean json, boolean drain) {}
 
     /** What one run measured. */
     public record Result(long nanos, long ops, long bytes, LatencyHistogram lat, long cpuNanos, AioStats aio, int error) {}
@@ -110,7 +112,7 @@ public final class BenchCommand {
         }
         spec.filename = g.operands().get(0);
         if (step < 0) step = size;
-        Config cfg = new Config(write, count, depth, size, step, offset, random, pattern, flushInterval, path, json);
+        Config cfg = new Config(write, count, depth, size, step, offset, random, pattern, flushInterval, path, json, !noDrain);
         BenchPath p;
         try {
             p = openPath(cfg, spec);
@@ -224,6 +226,12 @@ public final class BenchCommand {
         private long completed;      // I/O thread
         private int error;           // I/O thread: first failure
         private final long randomSlots;
+        private long sinceFlush;     // I/O thread: requests issued since the last flush
+        private int inFlight;        // I/O thread
+        private boolean flushing;    // I/O thread
+        private long flushes;        // I/O thread
+        private final Coroutine[] parked;   // I/O thread: workers waiting for a drained flush
+        private int nParked;         // I/O thread
 
         Runner(Config cfg, BenchPath path) {
             this.cfg = cfg;
@@ -232,6 +240,7 @@ public final class BenchCommand {
             this.nextOffset = cfg.offset();
             this.randomSlots = cfg.size() == 0 ? 0 : Math.max(0, (imageSize - cfg.offset()) / cfg.size());
             this.done = new CountDownLatch(cfg.depth());
+            this.parked = new Coroutine[cfg.depth()];
         }
 
         /** The next request's offset: sequential with wrap-around as qemu-img bench, or random aligned to the size. */
@@ -284,28 +293,63 @@ public final class BenchCommand {
             return path.context();
         }
 
+        /**
+         * One in-flight slot. With {@code --flush-interval=N}, after every N issued requests a flush
+         * is sent: by default once every request in flight has completed (the others park until
+         * the flush is done), with {@code --no-drain} at once while the rest continue, as
+         * qemu-img bench does.
+         */
         private void worker(IoVector qiov) {
             try {
                 boolean write = cfg.write();
+                long interval = cfg.flushInterval();
                 while (error == 0 && issued < cfg.count()) {
+                    if (interval > 0 && sinceFlush >= interval) {
+                        if (cfg.drain() && (inFlight > 0 || flushing)) {
+                            parked[nParked++] = Coroutine.current();
+                            Coroutine.park();
+                            continue;
+                        }
+                        sinceFlush = 0;
+                        flushing = true;
+                        int f = path.flush();
+                        flushing = false;
+                        flushes++;
+                        if (f < 0 && error == 0) error = f;
+                        wakeParked();
+                        continue;
+                    }
                     long off = nextOffset();
                     issued++;
+                    sinceFlush++;
+                    inFlight++;
                     long t0 = System.nanoTime();
                     int r = path.request(write, off, qiov);
                     lat.record(System.nanoTime() - t0);
+                    inFlight--;
                     if (r < 0) {
                         if (error == 0) error = r;
                         break;
                     }
                     completed++;
-                    if (cfg.flushInterval() > 0 && completed % cfg.flushInterval() == 0) {
-                        int f = path.flush();
-                        if (f < 0 && error == 0) error = f;
-                    }
                 }
             } finally {
+                wakeParked();
                 done.countDown();
             }
+        }
+
+        private void wakeParked() {
+            while (nParked > 0) {
+                Coroutine c = parked[--nParked];
+                parked[nParked] = null;
+                c.wake();
+            }
+        }
+
+        /** Flushes sent by --flush-interval (for tests). */
+        long flushes() {
+            return flushes;
         }
 
         private AioStats snapshot() {

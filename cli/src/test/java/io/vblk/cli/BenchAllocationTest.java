@@ -39,10 +39,10 @@ class BenchAllocationTest {
             long[] tid = new long[1];
             p.ctx.runOnThread(() -> tid[0] = Thread.currentThread().threadId());
             for (boolean random : new boolean[] {false, true}) {
-                BenchCommand.Config warm = new BenchCommand.Config(false, 50_000, 16, 4096, 4096, 0, random, 0, 0, "block", false);
+                BenchCommand.Config warm = new BenchCommand.Config(false, 50_000, 16, 4096, 4096, 0, random, 0, 0, "block", false, true);
                 BenchCommand.runBench(warm, p);   // warm up: JIT, coroutine pool
                 long before = allocated(tid[0]);
-                BenchCommand.Config cfg = new BenchCommand.Config(false, 200_000, 16, 4096, 4096, 0, random, 0, 0, "block", false);
+                BenchCommand.Config cfg = new BenchCommand.Config(false, 200_000, 16, 4096, 4096, 0, random, 0, 0, "block", false, true);
                 BenchCommand.Result r = BenchCommand.runBench(cfg, p);
                 long bytes = allocated(tid[0]) - before;
                 assertEquals(200_000, r.ops());

@@ -22,6 +22,8 @@ class BenchCommandTest {
         final long length;
         final long failAt;
         final List<Long> offsets = new ArrayList<>();
+        final List<Integer> inFlightAtFlush = new ArrayList<>();
+        int flushes;
         int maxInFlight;
         int inFlight;
 
@@ -32,7 +34,12 @@ class BenchCommandTest {
 
         @Override public AioContext context() { return ctx; }
         @Override public long length() { return length; }
-        @Override public int flush() { return 0; }
+        @Override public int flush() {
+            flushes++;
+            inFlightAtFlush.add(inFlight);
+            io.vblk.block.Coroutine.yieldNow();
+            return 0;
+        }
         @Override public int request(boolean write, long offset, IoVector qiov) {
             offsets.add(offset);
             inFlight++;
@@ -46,7 +53,7 @@ class BenchCommandTest {
     }
 
     private static BenchCommand.Config cfg(long count, int depth, int size, long step, long offset, boolean random) {
-        return new BenchCommand.Config(false, count, depth, size, step, offset, random, 0, 0, "block", false);
+        return new BenchCommand.Config(false, count, depth, size, step, offset, random, 0, 0, "block", false, true);
     }
 
     @Test
@@ -67,6 +74,23 @@ class BenchCommandTest {
             assertEquals(8, p.maxInFlight);
             assertEquals(1000, new HashSet<>(p.offsets).size(), "1000 sequential requests over 2048 slots never repeat");
             assertEquals(1000, r.lat().count());
+        }
+    }
+
+    @Test
+    void flushIntervalDrainsFirstUnlessNoDrain() {
+        for (boolean drain : new boolean[] {true, false}) {
+            try (FakePath p = new FakePath(1 << 20, -1)) {
+                BenchCommand.Config c = new BenchCommand.Config(true, 1000, 8, 512, 512, 0, false, 0, 100, "block", false, drain);
+                BenchCommand.Result r = BenchCommand.runBench(c, p);
+                assertEquals(1000, r.ops());
+                assertEquals(9, p.flushes, "a flush after each 100 issued requests but the last");
+                if (drain) {
+                    assertTrue(p.inFlightAtFlush.stream().allMatch(n -> n == 0), "drained: " + p.inFlightAtFlush);
+                } else {
+                    assertTrue(p.inFlightAtFlush.stream().anyMatch(n -> n > 0), "not drained: " + p.inFlightAtFlush);
+                }
+            }
         }
     }
 
@@ -149,6 +173,6 @@ class BenchCommandTest {
     @Test
     void startLineForRandom() {
         assertEquals("Sending 5 write requests, 512 bytes each, 2 in parallel (random offsets from 0, aligned to 512)",
-                BenchCommand.startLine(new BenchCommand.Config(true, 5, 2, 512, 512, 0, true, 0, 0, "block", false)));
+                BenchCommand.startLine(new BenchCommand.Config(true, 5, 2, 512, 512, 0, true, 0, 0, "block", false, true)));
     }
 }
