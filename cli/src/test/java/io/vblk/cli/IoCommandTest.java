@@ -144,4 +144,19 @@ class IoCommandTest {
         CliRun r = CliRun.of("io", "-c", "read -P 0x5a 4k 8k", "-c", "read -P 0 0 4k", f.toString());
         assertEquals(0, r.rc(), r.out() + r.err());
     }
+
+    @Test
+    void withoutDashCCommandsComeFromStdinUntilQuit() {
+        java.io.InputStream saved = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream("write -P 3 0 4k\n\nread -P 3 0 4k\nquit\nread 0 x\n"
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+            CliRun r = CliRun.of("io", "-f", "memory", "1M");
+            assertEquals(0, r.rc(), r.out() + r.err());
+            assertEquals("wrote 4096/4096 bytes at offset 0\n4 KiB, 1 ops; X\nread 4096/4096 bytes at offset 0\n4 KiB, 1 ops; X\n",
+                    r.outWithoutTimes());
+        } finally {
+            System.setIn(saved);
+        }
+    }
 }
