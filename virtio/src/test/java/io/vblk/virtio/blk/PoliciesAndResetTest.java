@@ -213,4 +213,30 @@ class PoliciesAndResetTest {
             }
         }
     }
+
+    @Test
+    void resetAndStopDrainInFlightRequests() throws Exception {
+        try (Rig r = new Rig("driver=null,size=16M,latency-ns=100000000", new VirtioBlkConfig(), -1L)) {
+            long b = r.buffer(8 * 4096, 1);
+            for (int i = 0; i < 8; i++) r.q.submit(VIRTIO_BLK_T_IN, 16L * i, b + 4096L * i, 4096, Layout.DIRECT);
+            r.q.forceKick();
+            while (r.dev.queue(0).lastAvailIdx() != 8) Thread.sleep(1); // popped, now sleeping 100 ms in the node
+            assertEquals(0, r.q.usedIdx());
+            long t0 = System.nanoTime();
+            assertEquals(8, r.dev.stopQueue(0));
+            assertTrue(System.nanoTime() - t0 > 20_000_000L, "stop waited for the in-flight requests");
+            assertEquals(8, r.q.usedIdx(), "in-flight requests completed before the queue stopped");
+            // and reset drains too
+            assertNull(r.dev.startQueue(0));
+            for (int i = 0; i < 8; i++) r.q.submit(VIRTIO_BLK_T_IN, 16L * i, b + 4096L * i, 4096, Layout.DIRECT);
+            r.q.forceKick();
+            while (r.dev.queue(0).lastAvailIdx() != 16) Thread.sleep(1);
+            r.dev.reset();
+            assertEquals(16, r.q.usedIdx());
+            assertEquals(0, r.dev.queue(0).lastAvailIdx());
+            r.drv.initialize(-1L, 256);
+            r.q = r.drv.queue(0);
+            assertEquals(VIRTIO_BLK_S_OK, r.run(VIRTIO_BLK_T_FLUSH, 0, 0, 0, Layout.DIRECT));
+        }
+    }
 }
