@@ -87,10 +87,6 @@ public final class Qcow2Driver extends BlockDriver {
             if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) != 0) {
                 throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write (run 'qemu-img check -r all')");
             }
-            if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
-                throw new BlockException(Errno.EACCES, "qcow2: Image is dirty (lazy refcounts); refcount repair is not implemented, "
-                        + "run 'qemu-img check -r all' first or open it read-only");
-            }
             String lazy = opts.remove("lazy-refcounts");
             boolean lz = lazy == null ? (header.compatibleFeatures & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0 : parseBool("lazy-refcounts", lazy);
             if (lz && header.version < 3) {
@@ -129,6 +125,11 @@ public final class Qcow2Driver extends BlockDriver {
             refcount.load(fileLength);
             clusters.loadL1(header.l1Size, fileLength);
             this.snapshots = Qcow2Snapshots.read(file, header, fileLength);
+            if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
+                // a dirty image (lazy refcounts, unclean shutdown) gets its refcounts rebuilt before use
+                warn("image is dirty; rebuilding the refcount structure");
+                Qcow2Repair.rebuild(this, fileLength);
+            }
             openBacking(node, opts);
             if (!readOnly && header.version >= 3 && header.autoclearFeatures != 0) {
                 // we maintain no bitmaps and know no other autoclear bit: clear them before any write

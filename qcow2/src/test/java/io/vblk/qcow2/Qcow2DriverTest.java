@@ -216,12 +216,57 @@ class Qcow2DriverTest {
             assertEquals(0, t.raw(72, 8)[7] & 1, "clean after open");
             assertEquals(0, t.run(() -> TestImage.write(t.q, 12345, new byte[777])));
             assertEquals(1, t.raw(72, 8)[7] & 1, "dirty after the first allocating write");
-            // a dirty image cannot be opened read/write without repair
-            BlockException e = assertThrows(BlockException.class, () -> BlockNode.open(BlockOptions.parse("driver=qcow2,file.driver=noderef,file.id=" + t.id)));
-            assertTrue(e.getMessage().contains("dirty"), e.getMessage());
             assertEquals(0, t.closeImage());
             assertEquals(0, t.raw(72, 8)[7] & 1, "clean close clears the dirty bit");
             assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void dirtyImageIsRepairedWhenOpenedReadWrite() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 4096;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(8 << 20).clusterSize(cs).lazyRefcounts(true));
+            t.open("");
+            byte[] shadow = new byte[8 << 20];
+            Random r = new Random(12);
+            for (int i = 0; i < 60; i++) {
+                long off = r.nextInt(8 << 20 - 20000);
+                byte[] d = pattern(r, 1 + r.nextInt(20000));
+                assertEquals(0, t.run(() -> TestImage.write(t.q, off, d)));
+                System.arraycopy(d, 0, shadow, (int) off, d.length);
+            }
+            // crash after the L2 tables reached the disk but before the refcount blocks did
+            t.run(() -> {
+                Qcow2Driver d = t.drv();
+                d.lock.lock();
+                try {
+                    return d.l2Cache.write();
+                } finally {
+                    d.lock.unlock();
+                }
+            });
+            t.q.closeWithoutFlush();
+            t.q = null;
+            assertEquals(1, t.raw(72, 8)[7] & 1, "dirty after the crash");
+            assertFalse(ImageChecker.check(t.rawAddress(), fileSize).corruptions.isEmpty(), "refcounts are stale before the repair");
+            // read-only opens work without repair
+            t.open("read-only=on");
+            verifyAll(t, shadow);
+            t.closeImage();
+            assertEquals(1, t.raw(72, 8)[7] & 1);
+            // a read/write open rebuilds the refcounts
+            t.open("");
+            assertEquals(0, t.raw(72, 8)[7] & 1, "dirty bit cleared by the repair");
+            assertClean(t, fileSize);
+            verifyAll(t, shadow);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 5000, new byte[70000])));
+            Arrays.fill(shadow, 5000, 75000, (byte) 0);
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
+            assertTrue(c.corruptions.isEmpty(), c.toString());
         }
     }
 
