@@ -645,6 +645,33 @@ public final class Qcow2Driver extends BlockDriver {
         return header.size;
     }
 
+    /**
+     * qcow2_co_truncate, growing only: the L1 table grows to exactly the new size (qcow2_grow_l1_table
+     * with exact_size), then the header's size field is rewritten synchronously. The new area reads
+     * as zeros (or backing data, as QEMU). Shrinking and preallocated growth are refused.
+     */
+    @Override
+    public int coTruncate(long offset, boolean exact, io.vblk.block.PreallocMode prealloc, int flags) {
+        if (broken) return -Errno.EIO;
+        if (prealloc != io.vblk.block.PreallocMode.OFF) return -Errno.ENOTSUP;
+        if ((offset & 511) != 0) return -Errno.EINVAL;
+        lock.lock();
+        try {
+            if (header.nbSnapshots != 0) return -Errno.ENOTSUP; // "Can't resize an image which has snapshots"
+            if (offset < header.size) return -Errno.ENOTSUP;
+            if (offset == header.size) return 0;
+            cleanSinceFlush = false;
+            int ret = clusters.growL1(Qcow2Header.l1SizeFor(offset, header.clusterBits), true);
+            if (ret < 0) return ret;
+            ret = writeBE64Sync(24, offset);
+            if (ret < 0) return ret;
+            header.size = offset;
+            return 0;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     @Override
     public int coBlockStatus(boolean wantZero, long offset, long bytes, BlockStatus out) {
         Qcow2ClusterMap.Mapping m = new Qcow2ClusterMap.Mapping();

@@ -328,6 +328,44 @@ class Qcow2DriverTest {
     }
 
     @Test
+    void growingTheDiskGrowsL1ExactlyAndFreesTheOldTable() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 1024;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
+            t.open("");
+            assertEquals(128, t.drv().header.l1Size);
+            byte[] a = pattern(new Random(1), 5000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 1000, a)));
+            long oldL1 = t.drv().header.l1TableOffset;
+            assertEquals(0, t.run(() -> t.q.truncate(64L << 20, true, io.vblk.block.PreallocMode.OFF, 0)));
+            assertEquals(512, t.drv().header.l1Size, "exact growth");
+            assertNotEquals(oldL1, t.drv().header.l1TableOffset);
+            assertEquals(64L << 20, t.q.getLength());
+            byte[] b = pattern(new Random(2), 7000);
+            long far = (60L << 20) + 333;
+            assertEquals(0, t.run(() -> TestImage.write(t.q, far, b)));
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(64L << 20, h.size);
+            assertEquals(512, h.l1Size);
+            t.open("");
+            int[] r = new int[1];
+            byte[][] got = new byte[2][];
+            t.run(() -> {
+                got[0] = TestImage.read(t.q, 1000, a.length, r);
+                got[1] = TestImage.read(t.q, far, b.length, r);
+                return 0;
+            });
+            assertArrayEquals(a, got[0]);
+            assertArrayEquals(b, got[1]);
+            assertEquals(-Errno.ENOTSUP, t.run(() -> t.q.truncate(1L << 20, true, io.vblk.block.PreallocMode.OFF, 0)), "no shrinking");
+            t.closeImage();
+        }
+    }
+
+    @Test
     void rewritingCopiedClustersAllocatesNothing() throws Exception {
         long fileSize = 16L << 20;
         try (TestImage t = new TestImage(fileSize)) {

@@ -281,6 +281,30 @@ class Qcow2QemuInteropTest {
     }
 
     @Test
+    void resizeByVblkGrowsL1AndQemuAgrees() throws Exception {
+        Path img = dir.resolve("grow.qcow2");
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=1024", img.toString(), "16M");
+        ok("qemu-io", "-c", "write -P 0x71 1M 100k", img.toString());
+        int size = 64 << 20;
+        byte[] shadow = new byte[size];
+        Arrays.fill(shadow, 1 << 20, (1 << 20) + 100 * 1024, (byte) 0x71);
+        long len = Files.size(img);
+        try (ImageFiles f = new ImageFiles()) {
+            BlockNode mem = f.load(img, 16L << 20);
+            BlockNode q = f.openQcow2(mem, "");
+            assertEquals(0, f.ctx.run(() -> q.truncate(size, true, PreallocMode.OFF, 0)));
+            byte[] d = rnd(new Random(3), 300_000);
+            assertEquals(0, f.write(q, 50L << 20, d));
+            System.arraycopy(d, 0, shadow, 50 << 20, d.length);
+            assertEquals(0, f.close(q));
+            ImageFiles.store(mem, img, len);
+        }
+        ImageFiles.Result info = run("qemu-img", "info", "--output=json", img.toString());
+        assertTrue(info.out().contains("\"virtual-size\": " + size), info.out());
+        checkAndCompare(img, shadow);
+    }
+
+    @Test
     void internalSnapshotIsRespected() throws Exception {
         Path img = dir.resolve("snap.qcow2");
         int size = 4 << 20;
