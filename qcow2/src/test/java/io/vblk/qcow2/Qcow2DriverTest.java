@@ -68,7 +68,7 @@ class Qcow2DriverTest {
         try (TestImage t = new TestImage(fileSize)) {
             t.create(new Qcow2Creator.Options().size(size).clusterSize(clusterSize).refcountBits(refcountBits).version(version));
             assertClean(t, fileSize);
-            t.open("l2-cache-size=" + (2 * clusterSize));
+            t.open("discard=unmap,l2-cache-size=" + (2 * clusterSize));
             byte[] shadow = new byte[size];
             Random r = new Random(clusterSize * 31L + refcountBits + version);
             for (int op = 0; op < 300; op++) {
@@ -118,7 +118,9 @@ class Qcow2DriverTest {
                 int writers = 32;
                 int[] results = new int[writers];
                 java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(writers);
-                // each writer gets a disjoint 2 KiB piece of a few shared clusters
+                // each writer gets a disjoint 2 KiB piece of a few shared clusters; all are started
+                // on the context thread so each runs until its first (yielding) file request
+                java.util.List<Runnable> bodies = new java.util.ArrayList<>();
                 for (int w = 0; w < writers; w++) {
                     int wi = w;
                     long cl = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs);
@@ -130,11 +132,12 @@ class Qcow2DriverTest {
                     }
                     byte[] d = pattern(r, len);
                     System.arraycopy(d, 0, shadow, (int) off, len);
-                    t.ctx.spawn(() -> {
+                    bodies.add(() -> {
                         results[wi] = TestImage.write(q, off, d);
                         done.countDown();
                     });
                 }
+                t.ctx.runOnThread(() -> bodies.forEach(t.ctx::spawn));
                 assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS), "writers finished");
                 for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
             }
@@ -185,7 +188,7 @@ class Qcow2DriverTest {
             byte[] baseData = pattern(new Random(3), size / 2);
             t.run(() -> TestImage.write(base, 0, baseData));
             t.create(new Qcow2Creator.Options().size(size).clusterSize(cs).backing("base.raw", "raw"));
-            t.open("backing=null");
+            t.open("backing=null,discard=unmap");
             t.drv().attachBacking(base);
             byte[] shadow = new byte[size];
             System.arraycopy(baseData, 0, shadow, 0, baseData.length);

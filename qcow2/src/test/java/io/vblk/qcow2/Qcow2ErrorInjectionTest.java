@@ -35,7 +35,7 @@ class Qcow2ErrorInjectionTest {
         int cs = 512, size = 12 << 20;
         try (TestImage t = new TestImage(fileSize)) {
             t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
-            t.open("backing=null,file.inject-event=" + ev.optionName() + ",file.inject-errno=" + errno + ",l2-cache-size=1024");
+            t.open("backing=null,discard=unmap,file.inject-event=" + ev.optionName() + ",file.inject-errno=" + errno + ",l2-cache-size=1024");
             BlockNode base = BlockNode.open(io.vblk.block.BlockOptions.parse("driver=memory,size=" + (size / 2)));
             byte[] baseData = Qcow2DriverTest.pattern(new Random(99), size / 2);
             t.run(() -> TestImage.write(base, 0, baseData));
@@ -99,7 +99,10 @@ class Qcow2ErrorInjectionTest {
             ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
             assertTrue(c.corruptions.isEmpty(), ev + ": " + c);
             t.open("backing=null");
-            t.drv().attachBacking(base);
+            // closing the first qcow2 node closed its backing child: attach a new one with the same data
+            BlockNode base2 = BlockNode.open(io.vblk.block.BlockOptions.parse("driver=memory,size=" + (size / 2)));
+            t.run(() -> TestImage.write(base2, 0, baseData));
+            t.drv().attachBacking(base2);
             int[] rr = new int[1];
             byte[][] got = new byte[1][];
             t.run(() -> {
