@@ -232,7 +232,7 @@ class Qcow2QemuInteropTest {
         try (ImageFiles f = new ImageFiles()) {
             BlockNode baseNode = f.openQcow2(f.load(base, 0), "read-only=on");
             BlockNode mem = f.load(top, 3L * size);
-            BlockNode q = f.openQcow2(mem, "backing=null");
+            BlockNode q = f.openQcow2(mem, "backing=null,discard=unmap");
             ((Qcow2Driver) q.driver()).attachBacking(baseNode);
             assertArrayEquals(shadow, f.read(q, 0, size), "overlay over base reads the chain");
             Random r = new Random(9);
@@ -317,7 +317,7 @@ class Qcow2QemuInteropTest {
         long len = Files.size(img);
         try (ImageFiles f = new ImageFiles()) {
             BlockNode mem = f.load(img, 4L * size);
-            BlockNode q = f.openQcow2(mem, "");
+            BlockNode q = f.openQcow2(mem, "discard=unmap");
             Random r = new Random(11);
             for (int i = 0; i < 30; i++) {
                 long off = r.nextInt(size - 100_000);
