@@ -140,6 +140,10 @@ public final class CreateCommand {
         String backingFmt = o.get("backing_fmt");
         if (backing != null && backingFmt == null) throw new UsageException("Backing file specified without backing format");
         if (size < 0 && backing == null) throw new UsageException("Image creation needs a size parameter");
+        if (size < 0) {
+            size = backingSize(filename, backing, backingFmt, err);
+            if (size < 0) return 1;
+        }
         if (!quiet) {
             StringBuilder sb = new StringBuilder("Formatting '").append(filename).append("', fmt=qcow2 cluster_size=").append(cluster)
                     .append(" extended_l2=off");
@@ -152,10 +156,6 @@ public final class CreateCommand {
             sb.append(" lazy_refcounts=").append(co.lazyRefcounts ? "on" : "off");
             sb.append(" refcount_bits=").append(co.refcountBits);
             out.println(sb);
-        }
-        if (size < 0) {
-            size = backingSize(filename, backing, backingFmt, err);
-            if (size < 0) return 1;
         }
         if (size % 512 != 0) throw new UsageException("Image size must be a multiple of 512 bytes");
         co.size = size;
