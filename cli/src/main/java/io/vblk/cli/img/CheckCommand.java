@@ -162,15 +162,23 @@ public final class CheckCommand {
             }
         }
         if (c.totalClusters != 0 && c.allocatedClusters != 0) {
-            out.printf(Locale.ROOT, "%d/%d = %.2f%% allocated, %.2f%% fragmented, %.2f%% compressed clusters%n",
+            out.printf(Locale.ROOT, "%d/%d = %s%% allocated, %s%% fragmented, %s%% compressed clusters%n",
                     c.allocatedClusters, c.totalClusters,
-                    c.allocatedClusters * 100.0 / c.totalClusters,
-                    c.fragmentedClusters * 100.0 / c.allocatedClusters,
-                    c.compressedClusters * 100.0 / c.allocatedClusters);
+                    percent(c.allocatedClusters * 100.0 / c.totalClusters),
+                    percent(c.fragmentedClusters * 100.0 / c.allocatedClusters),
+                    percent(c.compressedClusters * 100.0 / c.allocatedClusters));
         }
         if (c.imageEndOffset != 0) {
             out.printf("Image end offset: %d%n", c.imageEndOffset);
         }
+    }
+
+    /**
+     * C's "%0.2f": rounds the exact binary value half-to-even (glibc), so 3.125 prints 3.12 where
+     * Java's formatter would print 3.13.
+     */
+    static String percent(double v) {
+        return new java.math.BigDecimal(v).setScale(2, java.math.RoundingMode.HALF_EVEN).toPlainString();
     }
 
     /** ImageCheck as qemu-img's JSON (optional members only when non-zero). */
