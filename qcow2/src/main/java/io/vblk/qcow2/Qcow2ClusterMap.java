@@ -30,6 +30,7 @@ final class Qcow2ClusterMap {
     final int sliceSize;
     long[] l1;                      // active L1 table, host order; guarded by lock
     long l1Offset;                  // guarded by lock
+    long dependencyWaits;           // requests that waited for an in-flight allocation (statistics); guarded by lock
 
     /** Result of a lookup (one per request; not shared). */
     static final class Mapping {
@@ -306,6 +307,7 @@ final class Qcow2ClusterMap {
                     cur[0] = 0;
                     return 0;
                 }
+                dependencyWaits++;
                 old.dependentRequests.await(s.lock);
                 return -Errno.EAGAIN;
             }

@@ -36,7 +36,14 @@ final class NodeRefDriver extends BlockDriver {
                 BlockNode t = id == null ? null : NODES.get(id);
                 if (t == null) throw new BlockException(Errno.ENOENT, "noderef: no node '" + id + "'");
                 String y = o.remove("yield");
-                return new NodeRefDriver(t, "on".equals(y));
+                NodeRefDriver d = new NodeRefDriver(t, "on".equals(y));
+                String ev = o.remove("inject-event");
+                if (ev != null) {
+                    d.injectEvent = io.vblk.block.BlkDebugEvent.parse(ev);
+                    d.injectErrno = Integer.parseInt(o.get("inject-errno", "5"));
+                    o.remove("inject-errno");
+                }
+                return d;
             }
         });
     }
@@ -57,17 +64,37 @@ final class NodeRefDriver extends BlockDriver {
         this.yield = yield;
     }
 
+    // blkdebug-like error injection (inject-event, inject-errno, once): the first request after the event fails
+    io.vblk.block.BlkDebugEvent injectEvent;
+    int injectErrno;
+    volatile boolean armed;
+    volatile int injected;
+
+    @Override
+    public void debugEvent(io.vblk.block.BlkDebugEvent ev) {
+        if (ev == injectEvent && injected == 0) armed = true;
+    }
+
+    private int fault() {
+        if (armed) {
+            armed = false;
+            injected++;
+            return -injectErrno;
+        }
+        return 0;
+    }
+
     /** With yield=on every request first yields, so concurrent coroutines interleave as with real I/O. */
     private void maybeYield() {
         if (yield && io.vblk.block.Coroutine.current() != null) io.vblk.block.Coroutine.yieldNow();
     }
 
     @Override public String driverName() { return "noderef"; }
-    @Override public int coPreadv(long o, long b, IoVector q, long qo, int f) { maybeYield(); return t.preadv(o, b, q, qo, f); }
-    @Override public int coPwritev(long o, long b, IoVector q, long qo, int f) { maybeYield(); return t.pwritev(o, b, q, qo, f); }
+    @Override public int coPreadv(long o, long b, IoVector q, long qo, int f) { maybeYield(); int e = fault(); if (e < 0) return e; return t.preadv(o, b, q, qo, f); }
+    @Override public int coPwritev(long o, long b, IoVector q, long qo, int f) { maybeYield(); int e = fault(); if (e < 0) return e; return t.pwritev(o, b, q, qo, f); }
     @Override public int coPwriteZeroes(long o, long b, int f) { return t.pwriteZeroes(o, b, f); }
     @Override public int coPdiscard(long o, long b) { return t.pdiscard(o, b); }
-    @Override public int coFlushToOs() { maybeYield(); return t.flush(); }
+    @Override public int coFlushToOs() { maybeYield(); int e = fault(); if (e < 0) return e; return t.flush(); }
     @Override public long getLength() { return t.getLength(); }
     @Override public int coTruncate(long o, boolean e, PreallocMode p, int f) { return t.truncate(o, e, p, f); }
     @Override public int supportedWriteFlags() { return t.driver().supportedWriteFlags(); }

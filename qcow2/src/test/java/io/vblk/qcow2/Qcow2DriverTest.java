@@ -138,8 +138,40 @@ class Qcow2DriverTest {
                 assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS), "writers finished");
                 for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
             }
+            assertTrue(t.drv().clusters.dependencyWaits > 0, "writers really raced for the same clusters");
             verifyAll(t, shadow);
             assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void unknownExtensionAndAutoclearBitsAreHandledOnOpen() throws Exception {
+        long fileSize = 16L << 20;
+        int cs = 65536;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(cs));
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            h.otherExtensions.add(new Qcow2Header.Extension(0x7e57e57e, new byte[] {9, 9, 9}));
+            h.headerLength = 128;
+            h.tail = new byte[24];
+            h.tail[20] = 0x42;
+            h.autoclearFeatures = (1L << 5) | Qcow2Constants.QCOW2_AUTOCLEAR_BITMAPS;
+            t.rawWrite(0, h.serialize());
+            // read-only: nothing is written
+            t.open("read-only=on");
+            t.closeImage();
+            assertEquals(h.autoclearFeatures, Qcow2Header.parse(t.raw(0, cs)).autoclearFeatures);
+            // read-write: autoclear bits cleared before any write, unknown bytes kept
+            t.open("");
+            Qcow2Header after = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(0, after.autoclearFeatures);
+            assertEquals(1, after.otherExtensions.size());
+            assertArrayEquals(new byte[] {9, 9, 9}, after.otherExtensions.get(0).data());
+            assertEquals(128, after.headerLength);
+            assertEquals(0x42, after.tail[20]);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, new byte[100])));
+            t.closeImage();
             assertClean(t, fileSize);
         }
     }

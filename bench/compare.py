@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks of vblk against fio and qemu-img bench on the same files, alternating
+runs in one process so that both see the same machine state. Prints a markdown table per case
+with medians and ratios; docs/PERFORMANCE.md records its output and this command line.
+
+Usage: bench/compare.py [--rounds N] [--seconds S] [--dir DIR] [--only CASE,...]
+Cases: aio (vblk Linux AIO path vs fio libaio), block (--path block vs --path aio),
+       null (vblk null vs qemu-img bench null-co), virtio (--path virtio vs --path block, and null),
+       qcow2 (rewrite and allocating writes vs qemu-img bench).
+This is a benchmark, not a test: it asserts nothing.
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VBLK = os.path.join(ROOT, "vblk")
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
+    return p.stdout
+
+
+def vblk_bench(args):
+    out = run([VBLK, "bench", "--output=json"] + args)
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    j = json.loads(line)
+    j["cpu_per_io_us"] = j["cpu_s"] / j["ops"] * 1e6 if j["ops"] else 0
+    return j
+
+
+def fio(path, rw, qd, seconds):
+    out = run(["fio", "--name=b", f"--filename={path}", "--size=1G", f"--rw={rw}", "--bs=4k",
+               "--ioengine=libaio", "--direct=1", f"--iodepth={qd}", "--numjobs=1",
+               f"--runtime={seconds}", "--time_based", "--group_reporting", "--output-format=json"])
+    j = json.loads(out[out.index("{"):])
+    job = j["jobs"][0]
+    side = job["read"] if "read" in rw else job["write"]
+    runtime_s = job["job_runtime"] / 1000.0
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * runtime_s
+    ios = side["total_ios"]
+    return {"iops": side["iops"], "cpu_per_io_us": cpu_s / ios * 1e6 if ios else 0}
+
+
+def qemu_img_bench(args, count):
+    t0 = time.monotonic()
+    out = run(["qemu-img", "bench"] + args)
+    secs = None
+    for l in out.splitlines():
+        if l.startswith("Run completed in"):
+            secs = float(l.split()[3])
+    secs = secs or (time.monotonic() - t0)
+    return {"iops": count / secs, "seconds": secs}
+
+
+def med(xs, key):
+    return statistics.median(x[key] for x in xs)
+
+
+def table(title, cmd_lines, rows):
+    print(f"\n### {title}\n")
+    for c in cmd_lines:
+        print(f"    {c}")
+    print()
+    print("| case | vblk | reference | ratio |")
+    print("|---|---|---|---|")
+    for name, a, b, unit in rows:
+        ratio = a / b if b else float("nan")
+        print(f"| {name} | {a:,.0f} {unit} | {b:,.0f} {unit} | {ratio:.2f}x |")
+    sys.stdout.flush()
+
+
+def prefill(path, size="1G"):
+    run(["fio", "--name=fill", f"--filename={path}", f"--size={size}", "--rw=write", "--bs=1M",
+         "--ioengine=libaio", "--direct=1", "--iodepth=8"])
+
+
+def case_aio(a, d):
+    path = os.path.join(d, "raw.img")
+    prefill(path)
+    rows, cpu_rows = [], []
+    for rw in ("randread", "randwrite"):
+        for qd in (32, 128):
+            v, f = [], []
+            count = 400000 if "read" in rw else 200000
+            for _ in range(a.rounds):
+                args = ["-f", "raw", "-t", "none", "-i", "native", "--path", "aio", "--random", "-d", str(qd),
+                        "-s", "4k", "-c", str(count)] + (["-w"] if "write" in rw else []) + [path]
+                v.append(vblk_bench(args))
+                f.append(fio(path, rw, qd, a.seconds))
+            rows.append((f"{rw} QD{qd} IOPS", med(v, "iops"), med(f, "iops"), "IOPS"))
+            cpu_rows.append((f"{rw} QD{qd} CPU per I/O", med(v, "cpu_per_io_us"), med(f, "cpu_per_io_us"), "us"))
+            batch = statistics.median(x.get("iocbs_per_submit", 0) for x in v)
+            reap = statistics.median(x.get("completions_per_reap", 0) for x in v)
+            print(f"<!-- {rw} QD{qd}: vblk iocbs/io_submit {batch:.2f}, completions/reap {reap:.2f} -->")
+    table("Linux AIO engine vs fio libaio (1 GiB prefilled raw file, O_DIRECT, 4k random)",
+          [f"vblk bench -f raw -t none -i native --path aio --random -d QD -s 4k -c N [-w] {path}",
+           f"fio --rw=randread|randwrite --bs=4k --ioengine=libaio --direct=1 --iodepth=QD --runtime={a.seconds} --time_based"],
+          rows)
+    table("CPU per I/O (vblk: process CPU over the run; fio: usr+sys)", [], cpu_rows)
+
+
+def case_block(a, d):
+    path = os.path.join(d, "raw.img")
+    if not os.path.exists(path):
+        prefill(path)
+    rows = []
+    for rw in ("randread", "randwrite"):
+        blk, aio = [], []
+        for _ in range(a.rounds):
+            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "300000"] + \
+                   (["-w"] if "write" in rw else [])
+            blk.append(vblk_bench(base + ["--path", "block", path]))
+            aio.append(vblk_bench(base + ["--path", "aio", path]))
+        rows.append((f"{rw} QD32", med(blk, "iops"), med(aio, "iops"), "IOPS"))
+    table("Block layer over file (O_DIRECT) vs the AIO engine alone", [
+        "vblk bench -f raw -t none -i native --random -d 32 -s 4k -c 300000 [-w] --path block|aio FILE"], rows)
+
+
+def case_null(a, d):
+    rows = []
+    n = 2000000
+    for w in (False, True):
+        v, q = [], []
+        for _ in range(a.rounds):
+            v.append(vblk_bench(["-f", "null", "-d", "32", "-s", "4k", "-c", str(n)] + (["-w"] if w else []) + ["1G"]))
+            q.append(qemu_img_bench(["--image-opts", "-c", str(n), "-d", "32", "-s", "4k"] + (["-w"] if w else []) +
+                                    ["driver=null-co,size=1G"], n))
+        rows.append(("4k " + ("write" if w else "read") + " QD32", med(v, "iops"), med(q, "iops"), "req/s"))
+    table("Block layer over null vs qemu-img bench over null-co", [
+        f"vblk bench -f null -d 32 -s 4k -c {n} [-w] 1G",
+        f"qemu-img bench --image-opts -c {n} -d 32 -s 4k [-w] driver=null-co,size=1G"], rows)
+
+
+def case_virtio(a, d):
+    path = os.path.join(d, "raw.img")
+    if not os.path.exists(path):
+        prefill(path)
+    rows = []
+    for rw in ("randread", "randwrite"):
+        vio, blk = [], []
+        for _ in range(a.rounds):
+            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "300000"] + \
+                   (["-w"] if "write" in rw else [])
+            vio.append(vblk_bench(base + ["--path", "virtio", path]))
+            blk.append(vblk_bench(base + ["--path", "block", path]))
+        rows.append((f"{rw} QD32 raw O_DIRECT", med(vio, "iops"), med(blk, "iops"), "IOPS"))
+    for w in (False, True):
+        vio, blk = [], []
+        for _ in range(a.rounds):
+            base = ["-f", "null", "-d", "32", "-s", "4k", "-c", "2000000"] + (["-w"] if w else [])
+            vio.append(vblk_bench(base + ["--path", "virtio", "1G"]))
+            blk.append(vblk_bench(base + ["--path", "block", "1G"]))
+        rows.append(("null 4k " + ("write" if w else "read") + " QD32", med(vio, "iops"), med(blk, "iops"), "IOPS"))
+    table("virtio path vs block path", [
+        "vblk bench ... --path virtio|block (raw: -f raw -t none -i native --random -d 32 -s 4k; null: -f null -d 32 -s 4k 1G)"], rows)
+
+
+def case_qcow2(a, d):
+    rows = []
+    img = os.path.join(d, "q.qcow2")
+    raw = os.path.join(d, "raw.img")
+    if not os.path.exists(raw):
+        prefill(raw)
+    n = 200000
+    run(["qemu-img", "create", "-q", "-f", "qcow2", img, "1G"])
+    run(["qemu-img", "bench", "-q", "-w", "-t", "none", "-i", "native", "-c", "262144", "-d", "32", "-s", "4k", "-f", "qcow2", img])
+    v, q, r = [], [], []
+    for _ in range(a.rounds):
+        common = ["-w", "-t", "none", "-i", "native", "-d", "32", "-s", "4k", "-c", str(n)]
+        v.append(vblk_bench(["-f", "qcow2"] + common + [img]))
+        q.append(qemu_img_bench(["-f", "qcow2"] + common + [img], n))
+        r.append(vblk_bench(["-f", "raw"] + common + [raw]))
+    rows.append(("rewrite allocated clusters vs qemu-img bench", med(v, "iops"), med(q, "iops"), "IOPS"))
+    rows.append(("rewrite allocated clusters vs vblk raw", med(v, "iops"), med(r, "iops"), "IOPS"))
+    v, q = [], []
+    m = 16000
+    for _ in range(a.rounds):
+        common = ["-w", "-t", "none", "-i", "native", "-d", "32", "-s", "4k", "-S", "64k", "-c", str(m)]
+        for who, lst in (("vblk", v), ("qemu", q)):
+            os.unlink(img)
+            run(["qemu-img", "create", "-q", "-f", "qcow2", img, "1G"])
+            if who == "vblk":
+                lst.append(vblk_bench(["-f", "qcow2"] + common + [img]))
+            else:
+                lst.append(qemu_img_bench(["-f", "qcow2"] + common + [img], m))
+    rows.append(("each write allocates a 64k cluster", med(v, "iops"), med(q, "iops"), "IOPS"))
+    table("qcow2 4k writes QD32, -t none -i native, vs qemu-img bench on the same image", [
+        f"vblk bench -f qcow2 -w -t none -i native -d 32 -s 4k -c {n} IMG  /  qemu-img bench (same arguments)",
+        f"allocating: fresh 1G image each run, -S 64k -c {m}"], rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--only", default="aio,block,null,virtio,qcow2")
+    a = ap.parse_args()
+    d = a.dir or tempfile.mkdtemp(prefix="vblk-bench-", dir="/var/tmp")
+    os.makedirs(d, exist_ok=True)
+    print(f"<!-- bench/compare.py --rounds {a.rounds} --seconds {a.seconds} --only {a.only}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; nproc {os.cpu_count()}; dir {d} -->")
+    try:
+        for c in a.only.split(","):
+            globals()["case_" + c](a, d)
+    finally:
+        if not a.dir:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
