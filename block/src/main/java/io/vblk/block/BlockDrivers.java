@@ -39,6 +39,8 @@ public final class BlockDrivers {
         loaded = true;
         FACTORIES.put("memory", io.vblk.block.drivers.MemoryDriver.FACTORY);
         FACTORIES.put("null", io.vblk.block.drivers.NullDriver.FACTORY);
+        FACTORIES.put("raw", io.vblk.block.drivers.RawDriver.FACTORY);
+        FACTORIES.put("debug", io.vblk.block.drivers.DebugDriver.FACTORY);
         for (BlockDriverFactory f : ServiceLoader.load(BlockDriverFactory.class, BlockDrivers.class.getClassLoader())) {
             FACTORIES.putIfAbsent(f.name(), f);
         }

@@ -44,23 +44,23 @@ public final class BlockNode {
     private final Map<String, BlockChild> children = new LinkedHashMap<>(); // set during open
     BlockLimits limits = new BlockLimits();        // set at open and by refreshLimits
 
-    // ---- request-path state used by BlockIo
-    final ReentrantLock reqLock = new ReentrantLock();          // guards trackedRequests, serialisingInFlight
-    final List<TrackedRequest> trackedRequests = new ArrayList<>();
-    final AtomicInteger inFlight = new AtomicInteger();         // any thread
-    final CoQueue drainWaiters = new CoQueue();
-    final AtomicInteger quiesceCounter = new AtomicInteger();   // >0 while drained
-    final CoQueue quiesceWaiters = new CoQueue();               // requests waiting for drain end
-    final AtomicLong writeGen = new AtomicLong();               // bumped by every completed write
-    long flushedGen;                                            // guarded by flushLock
-    long flushStartedGen;                                       // guarded by flushLock
-    boolean activeFlush;                                        // guarded by flushLock
-    final CoMutex flushLock = new CoMutex();
-    final CoQueue flushQueue = new CoQueue();
+    // ---- request-path state used by BlockIo (see docs/block-layer.md, "Locks")
+    final ReentrantLock reqLock = new ReentrantLock();          // guards the tracked list, overlap ranges, waiter links
+    TrackedRequest trackedHead;                                 // intrusive list of tracked requests; guarded by reqLock
+    final AtomicInteger serialisingInFlight = new AtomicInteger(); // tracked requests marked serialising; any thread
+    final AtomicInteger inFlight = new AtomicInteger();         // requests inside BlockIo; any thread
+    final AtomicInteger quiesceCounter = new AtomicInteger();   // >0 while drained; any thread
+    volatile Object drainOwner;                                 // coroutine/thread that drained last; its requests pass
+    final WaitList drainWaiters = new WaitList();               // drainers waiting for inFlight == 0
+    final WaitList quiesceWaiters = new WaitList();             // requests waiting for the drain to end
+    final AtomicLong writeGen = new AtomicLong();               // bumped by every driver write; any thread
+    volatile long flushedGen;                                   // written only by the holder of activeFlush
+    final java.util.concurrent.atomic.AtomicBoolean activeFlush = new java.util.concurrent.atomic.AtomicBoolean(); // one flush at a time
+    final WaitList flushWaiters = new WaitList();               // flushes queued behind the active one
     final AtomicLong wrHighestOffset = new AtomicLong();
-    volatile long totalBytes = -1;                              // cached length
-    final List<DirtyBitmap> dirtyBitmaps = new java.util.concurrent.CopyOnWriteArrayList<>();
-    final List<WriteNotifier> beforeWriteNotifiers = new java.util.concurrent.CopyOnWriteArrayList<>();
+    volatile long totalBytes = -1;                              // cached length (QEMU's total_sectors); -1 = unknown
+    volatile DirtyBitmap[] dirtyBitmaps = new DirtyBitmap[0];   // copy-on-write array; replaced under this
+    volatile WriteNotifier[] beforeWriteNotifiers = new WriteNotifier[0]; // copy-on-write array; replaced under this
     private volatile boolean closed;
 
     /** A veto hook run before every write (QEMU's before_write_notifiers). Returns 0 or -errno. */
@@ -111,6 +111,8 @@ public final class BlockNode {
             throw new BlockException(Errno.EINVAL, "Block driver '" + factory.name() + "' does not support the option '" + left.get(0) + "'");
         }
         refreshLimits();
+        long len = d.getLength();
+        this.totalBytes = len >= 0 ? len : -1;
     }
 
     private BlockOptions pendingDriverOptions; // only during open
@@ -179,6 +181,8 @@ public final class BlockNode {
     private void inheritInto(BlockOptions co, BlockChild.Role role) {
         co.putIfAbsent("cache.direct", String.valueOf(direct ? "on" : "off"));
         co.putIfAbsent("cache.no-flush", String.valueOf(noFlush ? "on" : "off"));
+        // BDRV_O_UNMAP is inherited by children, as bdrv_inherited_options does
+        co.putIfAbsent("discard", discardUnmap ? "unmap" : "ignore");
         // backing files are opened read-only, as QEMU does
         co.putIfAbsent("read-only", (readOnly || role == BlockChild.Role.BACKING) ? "on" : "off");
     }
@@ -240,10 +244,42 @@ public final class BlockNode {
         limits = l;
     }
 
-    public void addDirtyBitmap(DirtyBitmap b) { dirtyBitmaps.add(b); }
-    public void removeDirtyBitmap(DirtyBitmap b) { dirtyBitmaps.remove(b); }
-    public void addBeforeWriteNotifier(WriteNotifier n) { beforeWriteNotifiers.add(n); }
-    public void removeBeforeWriteNotifier(WriteNotifier n) { beforeWriteNotifiers.remove(n); }
+    public synchronized void addDirtyBitmap(DirtyBitmap b) {
+        DirtyBitmap[] a = java.util.Arrays.copyOf(dirtyBitmaps, dirtyBitmaps.length + 1);
+        a[a.length - 1] = b;
+        dirtyBitmaps = a;
+    }
+
+    public synchronized void removeDirtyBitmap(DirtyBitmap b) {
+        dirtyBitmaps = java.util.Arrays.stream(dirtyBitmaps).filter(x -> x != b).toArray(DirtyBitmap[]::new);
+    }
+
+    public synchronized void addBeforeWriteNotifier(WriteNotifier n) {
+        WriteNotifier[] a = java.util.Arrays.copyOf(beforeWriteNotifiers, beforeWriteNotifiers.length + 1);
+        a[a.length - 1] = n;
+        beforeWriteNotifiers = a;
+    }
+
+    public synchronized void removeBeforeWriteNotifier(WriteNotifier n) {
+        beforeWriteNotifiers = java.util.Arrays.stream(beforeWriteNotifiers).filter(x -> x != n).toArray(WriteNotifier[]::new);
+    }
+
+    /** Number of requests on the tracked list (tests, info). */
+    public int trackedRequestCount() {
+        reqLock.lock();
+        try {
+            int n = 0;
+            for (TrackedRequest r = trackedHead; r != null; r = r.next) n++;
+            return n;
+        } finally {
+            reqLock.unlock();
+        }
+    }
+
+    /** The cached length (total_sectors in bytes), updated by writes past the end and truncate. */
+    public long cachedLength() { return totalBytes; }
+    public long flushedGen() { return flushedGen; }
+    public boolean isQuiesced() { return quiesceCounter.get() > 0; }
 
     // ------------------------------------------------------------------ the request API
 

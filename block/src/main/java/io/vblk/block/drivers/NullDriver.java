@@ -15,7 +15,11 @@ import io.vblk.block.Sizes;
 /**
  * {@code null}: reads zeros (or leaves buffers untouched with {@code read-zeroes=off}) and drops
  * writes, optionally after {@code latency-ns}: QEMU's null-co, for measuring the stack itself.
- * Options: {@code size} (default 1G), {@code latency-ns}, {@code read-zeroes} (default on).
+ * Options: {@code size} (default 1G), {@code latency-ns} (the request's coroutine sleeps on a timer
+ * of its context, as null-co's co_sleep_ns; requests outside a coroutine do not wait),
+ * {@code read-zeroes} (default on).
+ *
+ * <p>Without latency every method returns at once and allocates nothing.
  */
 public final class NullDriver extends BlockDriver {
     public static final BlockDriverFactory FACTORY = new BlockDriverFactory() {
@@ -30,6 +34,9 @@ public final class NullDriver extends BlockDriver {
             o.remove("size");
             long lat = o.getLong("latency-ns", 0);
             o.remove("latency-ns");
+            if (size < 0 || lat < 0) {
+                throw new BlockException(Errno.EINVAL, "null driver: size and latency-ns must not be negative");
+            }
             boolean zeroes = o.getBool("read-zeroes", true);
             o.remove("read-zeroes");
             return new NullDriver(size, lat, zeroes);
@@ -78,7 +85,19 @@ public final class NullDriver extends BlockDriver {
 
     @Override
     public int coPdiscard(long offset, long bytes) {
+        delay();
         return 0;
+    }
+
+    @Override
+    public int coFlushToDisk() {
+        delay();
+        return 0;
+    }
+
+    @Override
+    public boolean hasFlushToDisk() {
+        return latencyNs > 0;
     }
 
     @Override
@@ -93,7 +112,7 @@ public final class NullDriver extends BlockDriver {
 
     @Override
     public int supportedZeroFlags() {
-        return RequestFlags.MAY_UNMAP;
+        return RequestFlags.MAY_UNMAP | RequestFlags.FUA | RequestFlags.NO_FALLBACK;
     }
 
     @Override

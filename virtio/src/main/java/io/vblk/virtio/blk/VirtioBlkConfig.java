@@ -1,0 +1,47 @@
+package io.vblk.virtio.blk;
+
+/**
+ * Embedder-chosen properties of a virtio-blk device (QEMU's -device virtio-blk properties):
+ * queues, sizes, serial, error and malformed-chain policies. Mutable; read once by the device's
+ * constructor.
+ */
+public final class VirtioBlkConfig {
+    /** Number of request queues (num-queues); MQ is offered when more than one. */
+    public int numQueues = 1;
+    /** Maximum queue size (queue-size); a power of two <= 32768. */
+    public int queueSize = 256;
+    /** GET_ID answer, at most 20 bytes used. */
+    public String serial = "vblk";
+    /** Offer RO even if the node is writable. */
+    public boolean readOnly;
+    /** logical_block_size (blk_size); a power of two >= 512. */
+    public int logicalBlockSize = 512;
+    /** physical_block_size; a power-of-two multiple of the logical size. */
+    public int physicalBlockSize = 4096;
+    /** size_max in bytes; 0 = do not offer SIZE_MAX. */
+    public int sizeMax;
+    /** seg_max; 0 = queue size - 2 (QEMU's seg-max-adjust). */
+    public int segMax;
+    public boolean discard = true;
+    public boolean writeZeroes = true;
+    /** Segments accepted per DISCARD / WRITE_ZEROES request. */
+    public int maxDiscardSeg = 32;
+    public int maxWriteZeroesSeg = 32;
+    /** Offer CONFIG_WCE (writeback in config space is writable). */
+    public boolean configWce = true;
+    public boolean indirectDesc = true;
+    public boolean eventIdx = true;
+    /** Merge adjacent requests of one kick (QEMU's request-merging). */
+    public boolean requestMerging = true;
+    public ErrorPolicy rerror = ErrorPolicy.REPORT;
+    public ErrorPolicy werror = ErrorPolicy.ENOSPC;
+    public MalformedChainPolicy malformedChains = MalformedChainPolicy.NEEDS_RESET;
+
+    public VirtioBlkConfig numQueues(int n) { numQueues = n; return this; }
+    public VirtioBlkConfig queueSize(int n) { queueSize = n; return this; }
+    public VirtioBlkConfig serial(String s) { serial = s; return this; }
+    public VirtioBlkConfig readOnly(boolean ro) { readOnly = ro; return this; }
+    public VirtioBlkConfig rerror(ErrorPolicy p) { rerror = p; return this; }
+    public VirtioBlkConfig werror(ErrorPolicy p) { werror = p; return this; }
+    public VirtioBlkConfig malformedChains(MalformedChainPolicy p) { malformedChains = p; return this; }
+}
