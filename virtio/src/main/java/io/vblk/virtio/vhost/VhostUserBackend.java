@@ -27,8 +27,11 @@ public interface VhostUserBackend {
     /** The features the front-end acknowledged (SET_FEATURES), without bit 30. */
     void setFeatures(long features);
 
-    /** The ring is started and enabled: begin processing (first, resubmit inflight requests in order). */
-    void startQueue(VhostUserQueue queue);
+    /**
+     * The ring is started and enabled: begin processing. Returns null, or why the ring cannot be
+     * used (the connection then fails with a protocol error).
+     */
+    String startQueue(VhostUserQueue queue);
 
     /** Stop processing, wait for requests in flight to complete, and return the next avail index. */
     int stopQueue(VhostUserQueue queue);

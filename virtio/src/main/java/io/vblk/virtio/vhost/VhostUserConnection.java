@@ -445,8 +445,9 @@ public final class VhostUserConnection implements Runnable {
                         + inflight.numQueues() + " queues of " + inflight.queueSize() + ")");
             }
         }
+        String err = backend.startQueue(q);
+        if (err != null) throw new VhostUserProtocolException("ring " + q.index() + ": " + err);
         q.running = true;
-        backend.startQueue(q);
         log.accept("vhost-user: queue " + q.index() + " started (size " + q.size + ", base " + q.lastAvailIdx
                 + (q.inflight != null ? ", inflight tracked" : "") + ")");
     }

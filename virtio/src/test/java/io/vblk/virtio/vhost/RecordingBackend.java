@@ -36,10 +36,11 @@ class RecordingBackend implements VhostUserBackend {
     @Override public void setFeatures(long features) { acked = features; events.add("features"); }
 
     @Override
-    public void startQueue(VhostUserQueue q) {
+    public String startQueue(VhostUserQueue q) {
         firstDescAddr = NativeMemory.getLongLE(q.descAddr());
         events.add("start " + q.index() + " size " + q.size() + " base " + q.lastAvailIdx());
         q.signalCall();
+        return null;
     }
 
     @Override

@@ -1,0 +1,102 @@
+package io.vblk.nativetests.vhost;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.vblk.nativetests.Requirements;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real Linux guest (Debian cloud kernel, busybox initramfs, QEMU TCG) on vhost-user-blk-pci:
+ * first against qemu-storage-daemon (the reference, proving the harness), then against
+ * {@code vblk serve}. Each run requires the guest's PASS line, a clean backend exit on SIGTERM,
+ * {@code qemu-img compare} with an image built by qemu-io, and {@code qemu-img check} for qcow2.
+ */
+class VhostUserBlkGuestTest {
+    static Path kernel, modules;
+
+    @BeforeAll
+    static void peers() throws Exception {
+        for (String b : new String[] {"qemu-system-x86_64", "qemu-storage-daemon", "qemu-img", "qemu-io", "apt-get", "dpkg"}) {
+            Requirements.require(QemuGuest.have(b), b + " is not installed");
+        }
+        Requirements.require(Files.isExecutable(Path.of("/bin/busybox")), "/bin/busybox (busybox-static) is not installed");
+        Path[] k = QemuGuest.kernel();
+        kernel = k[0];
+        modules = k[1];
+    }
+
+    Process qsd(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-storage-daemon",
+                "--blockdev", "driver=file,node-name=file,filename=" + image + ",cache.direct=off"));
+        String node = "file";
+        if (fmt.equals("qcow2")) {
+            cmd.addAll(List.of("--blockdev", "driver=qcow2,node-name=disk,file=file"));
+            node = "disk";
+        }
+        cmd.addAll(List.of("--export", "type=vhost-user-blk,id=exp,node-name=" + node + ",addr.type=unix,addr.path=" + socket
+                + ",writable=on,num-queues=" + queues));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "io.vblk.cli.ServeCommand", "-f", fmt, "--socket", socket.toString(), "--num-queues", String.valueOf(queues),
+                image.toString());
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    interface Backend { Process start(Path image, String fmt, Path socket, int queues, Path log) throws IOException; }
+
+    void runGuest(Path dir, String name, Backend backend, String fmt, int queues) throws Exception {
+        Path initrd = QemuGuest.initramfs(dir, modules);
+        Path image = dir.resolve("disk." + fmt), expected = dir.resolve("expected.raw"), socket = dir.resolve("vhost.sock");
+        QemuGuest.run(List.of("qemu-img", "create", "-f", fmt, image.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", expected.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.expectedImage(expected, "raw", dir.resolve("initramfs/pattern.bin"));
+        Path blog = dir.resolve("backend.log");
+        Process b = backend.start(image, fmt, socket, queues, blog);
+        String console;
+        try {
+            QemuGuest.waitForSocket(socket, b, 30);
+            console = QemuGuest.boot(kernel, initrd, socket, queues, 120, dir.resolve("console.log"));
+        } finally {
+            b.destroy();   // SIGTERM
+            if (!b.waitFor(30, TimeUnit.SECONDS)) {
+                b.destroyForcibly();
+                fail(name + ": backend did not exit within 30 s of SIGTERM; log:\n" + Files.readString(blog));
+            }
+        }
+        String blogText = Files.readString(blog);
+        assertTrue(console.contains("E2E-RESULT: PASS"), name + ": guest did not pass. console:\n" + console + "\nbackend log:\n" + blogText);
+        assertEquals(0, b.exitValue(), name + ": backend exit status after SIGTERM; log:\n" + blogText);
+        assertFalse(Files.exists(socket), name + ": socket removed on exit");
+        QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", fmt, expected.toString(), image.toString()), 60);
+        if (fmt.equals("qcow2")) QemuGuest.run(List.of("qemu-img", "check", image.toString()), 60);
+        System.out.println(name + ": PASS (" + console.lines().filter(l -> l.startsWith("E2E")).toList() + ")");
+    }
+
+    @Test
+    void referenceQemuStorageDaemonRaw(@TempDir Path dir) throws Exception {
+        runGuest(dir, "qsd raw 1q", this::qsd, "raw", 1);
+    }
+
+    @Test
+    void vblkServeRawOneQueue(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk raw 1q", this::vblkServe, "raw", 1);
+    }
+
+    @Test
+    void vblkServeRawTwoQueues(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk raw 2q", this::vblkServe, "raw", 2);
+    }
+}
