@@ -82,7 +82,7 @@ class VhostUserBlkGuestTest {
         assertFalse(Files.exists(socket), name + ": socket removed on exit");
         QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", fmt, expected.toString(), image.toString()), 60);
         if (fmt.equals("qcow2")) QemuGuest.run(List.of("qemu-img", "check", image.toString()), 60);
-        System.out.println(name + ": PASS (" + console.lines().filter(l -> l.startsWith("E2E")).toList() + ")");
+        System.out.println(name + ": PASS " + console.lines().filter(l -> l.contains("E2E")).toList() + "\n--- backend log ---\n" + blogText);
     }
 
     @Test
