@@ -6,6 +6,8 @@ import io.vblk.block.NativeBuffer;
 import io.vblk.block.NativeMemory;
 import io.vblk.block.Poller;
 import java.util.Arrays;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * The {@link Poller} of an I/O thread that watches file descriptors: one epoll instance plus an
@@ -16,6 +18,7 @@ import java.util.Arrays;
  * <p>The fd-to-handler table is an array indexed by fd, so a ready event costs no allocation.
  */
 public final class EpollPoller implements Poller {
+    private static final Logger LOG = Logger.getLogger(EpollPoller.class.getName());
     private static final int MAX_READY = 64;
 
     private final int epfd;
@@ -108,7 +111,12 @@ public final class EpollPoller implements Poller {
             }
             Runnable h = fd < handlers.length ? handlers[fd] : null;
             if (h != null) {
-                h.run();
+                try {
+                    h.run();
+                } catch (RuntimeException | Error e) {
+                    // one broken handler must not take the I/O thread down
+                    LOG.log(Level.SEVERE, "fd " + fd + " handler failed", e);
+                }
             }
         }
     }

@@ -66,6 +66,7 @@ public final class LinuxAio {
     private int plugged;
     private int fdsync = FDSYNC_UNKNOWN;
     private boolean reapAfterSubmit = true;
+    private boolean userSpaceReap = true;
     private boolean closed;
 
     /** The engine of {@code ctx}, created on first use with the defaults (aio_get_linux_aio). Context thread. */
@@ -146,6 +147,11 @@ public final class LinuxAio {
     /** Test hook: when false, ioq_submit does not reap right after io_submit (so a full ring stays full). */
     public void setReapAfterSubmit(boolean on) {
         reapAfterSubmit = on;
+    }
+
+    /** Test hook: when false, completions are always fetched with io_getevents (the fallback path). */
+    public void setUserSpaceReap(boolean on) {
+        userSpaceReap = on;
     }
 
     /** Test hook: declares IOCB_CMD_FDSYNC (un)supported instead of probing it. */
@@ -302,7 +308,7 @@ public final class LinuxAio {
                 NativeMemory.putLongLE(ptrs + 8L * len, p.iocb);
                 len++;
             }
-            long ret = Native.ret(Native.LIBC.syscall(Syscalls.IO_SUBMIT, ctxId, len, ptrs));
+            long ret = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_SUBMIT, ctxId, len, ptrs));
             stats.ioSubmitCalls++;
             if (ret == -Errno.EAGAIN) {
                 stats.eagain++;
@@ -352,7 +358,7 @@ public final class LinuxAio {
         if (inFlight == 0 || closed) {
             return;
         }
-        if (ring.usable()) {
+        if (ring.usable() && userSpaceReap) {
             for (;;) {
                 int n = ring.peek();
                 if (n < 0) {
@@ -378,7 +384,7 @@ public final class LinuxAio {
     private void reapBySyscall() {
         long ev = events.address();
         for (;;) {
-            long n = Native.ret(Native.LIBC.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address()));
+            long n = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address()));
             if (n == -Errno.EINTR) {
                 continue;
             }
@@ -412,8 +418,12 @@ public final class LinuxAio {
             ret = 0;
         } else if (res >= 0) {
             if (r.isRead) {
-                r.qiov.memset(r.qiovOffset + res, (byte) 0, r.nbytes - res);
-                ret = 0;
+                try {
+                    r.qiov.memset(r.qiovOffset + res, (byte) 0, r.nbytes - res);
+                    ret = 0;
+                } catch (IndexOutOfBoundsException e) {
+                    ret = -Errno.EIO; // the caller's vector was shorter than the request
+                }
             } else {
                 ret = -Errno.ENOSPC;
             }

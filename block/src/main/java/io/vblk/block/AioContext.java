@@ -34,11 +34,12 @@ public final class AioContext implements AutoCloseable {
     private final CountDownLatch stopped = new CountDownLatch(1);
 
     // context thread only
+    private final ArrayDeque<Runnable> localTasks = new ArrayDeque<>(); // tasks queued by the context thread itself
     private final ArrayDeque<Coroutine> pool = new ArrayDeque<>();
     private final PriorityQueue<Timer> timers = new PriorityQueue<>();
     private long timerSeq;
     private int deferDepth;
-    private final List<Runnable> deferred = new ArrayList<>();
+    private final ArrayDeque<Runnable> deferred = new ArrayDeque<>();
     private final Map<Object, Object> attachments = new IdentityHashMap<>();
     private final List<Runnable> closeHooks = new ArrayList<>();
 
@@ -100,8 +101,12 @@ public final class AioContext implements AutoCloseable {
 
     /** Runs {@code task} on the context thread soon (a bottom half). Any thread. */
     public void execute(Runnable task) {
+        if (Thread.currentThread() == thread) {
+            localTasks.addLast(task); // no queue node allocated: the common case (AIO completions)
+            return;
+        }
         tasks.add(task);
-        if (Thread.currentThread() != thread && sleeping.get()) {
+        if (sleeping.get()) {
             poller.wakeup();
         }
     }
@@ -122,7 +127,7 @@ public final class AioContext implements AutoCloseable {
 
     /** Queues re-entry of a woken coroutine; always deferred, so it runs after the coroutine has parked. */
     void scheduleEnter(Coroutine co) {
-        execute(co::enter);
+        execute(co.enterTask);
     }
 
     private Coroutine obtain() {
@@ -228,33 +233,33 @@ public final class AioContext implements AutoCloseable {
         if (deferDepth <= 0) {
             throw new IllegalStateException("deferEnd without deferBegin");
         }
-        if (--deferDepth == 0) {
-            // functions may defer again while running: loop until empty
-            while (!deferred.isEmpty()) {
-                Runnable[] fns = deferred.toArray(new Runnable[0]);
-                deferred.clear();
-                for (Runnable fn : fns) {
-                    fn.run();
-                }
+        if (deferDepth == 1) {
+            // Run while still inside the section, so that functions deferring again (a resubmit
+            // from an inline completion) queue behind and run in this same loop; taking each
+            // function off the queue before running it lets it be deferred again.
+            Runnable fn;
+            while ((fn = deferred.pollFirst()) != null) {
+                fn.run();
             }
         }
+        deferDepth--;
     }
 
     /**
      * Runs {@code fn} at the end of the current deferred-call section, once however often it is
-     * deferred (compared by identity), or at once outside a section (defer_call).
+     * deferred before it runs (compared by identity), or at once outside a section (defer_call).
      */
     public void defer(Runnable fn) {
         if (deferDepth == 0) {
             fn.run();
             return;
         }
-        for (int i = 0; i < deferred.size(); i++) {
-            if (deferred.get(i) == fn) {
+        for (Runnable r : deferred) {
+            if (r == fn) {
                 return;
             }
         }
-        deferred.add(fn);
+        deferred.addLast(fn);
     }
 
     /** True inside a deferred-call section. */
@@ -288,7 +293,7 @@ public final class AioContext implements AutoCloseable {
                 iterate(true);
             }
             // drain what is left so that close hooks see a quiet context
-            for (int i = 0; i < 1000 && !tasks.isEmpty(); i++) {
+            for (int i = 0; i < 1000 && (!tasks.isEmpty() || !localTasks.isEmpty()); i++) {
                 iterate(false);
             }
             for (int i = closeHooks.size() - 1; i >= 0; i--) {
@@ -321,7 +326,7 @@ public final class AioContext implements AutoCloseable {
             progress = true;
         }
         long timeout;
-        if (progress || !tasks.isEmpty() || !blocking) {
+        if (progress || !tasks.isEmpty() || !localTasks.isEmpty() || !blocking) {
             timeout = 0;
         } else if (!timers.isEmpty()) {
             timeout = Math.max(0, timers.peek().deadline - now);
@@ -329,7 +334,7 @@ public final class AioContext implements AutoCloseable {
             timeout = -1;
         }
         sleeping.set(timeout != 0);
-        if (timeout != 0 && !tasks.isEmpty()) {
+        if (timeout != 0 && (!tasks.isEmpty() || !localTasks.isEmpty())) {
             timeout = 0;
         }
         deferBegin();
@@ -347,7 +352,7 @@ public final class AioContext implements AutoCloseable {
         try {
             Runnable r;
             int n = 0;
-            while (n++ < 4096 && (r = tasks.poll()) != null) {
+            while (n++ < 4096 && ((r = localTasks.pollFirst()) != null || (r = tasks.poll()) != null)) {
                 any = true;
                 try {
                     r.run();

@@ -403,6 +403,9 @@ final class BlockIo {
         if (bytes == 0 && (offset & (bs.limits.requestAlignment - 1)) != 0) {
             return 0;                      // aligning an empty request makes no sense
         }
+        if ((flags & RequestFlags.NO_FALLBACK) != 0 && ((offset | bytes) & (bs.limits.requestAlignment - 1)) != 0) {
+            return -Errno.ENOTSUP;         // a misaligned request cannot be made efficient
+        }
         enter(bs);
         TrackedRequest req = trackedBegin(bs, TrackedRequest.Type.WRITE, offset, bytes);
         try {

@@ -43,6 +43,18 @@ public enum CacheMode {
         };
     }
 
+    /**
+     * Writes this mode into node options as bdrv_parse_cache_mode's flags: {@code cache.direct},
+     * {@code cache.no-flush} and the node's {@code write-cache} (off makes every write FUA, as a
+     * BlockBackend without write cache does). Existing keys are overwritten; returns {@code o}.
+     */
+    public BlockOptions applyTo(BlockOptions o) {
+        o.put("cache.direct", direct ? "on" : "off");
+        o.put("cache.no-flush", noFlush ? "on" : "off");
+        o.put("write-cache", writeback ? "on" : "off");
+        return o;
+    }
+
     public String optionName() {
         return name().toLowerCase(Locale.ROOT);
     }

@@ -41,6 +41,7 @@ public final class Coroutine {
     private final Backend backend;
     Runnable task;                 // context thread only
     private Coroutine caller;      // the coroutine that entered this one (nesting), context thread only
+    final Runnable enterTask = this::enter; // pre-built so that a wake allocates nothing
 
     interface Backend {
         /** Runs (or resumes) the coroutine until it parks or its task ends. Context thread only. */

@@ -32,7 +32,19 @@ public final class NativeMemory {
     }
 
     public static void fill(long addr, long bytes, byte value) {
-        ALL.asSlice(addr, bytes).fill(value);
+        if (bytes >= (1 << 16)) {
+            ALL.asSlice(addr, bytes).fill(value);
+            return;
+        }
+        // small fills (the request path's memsets) store words directly: no slice object per call
+        long word = (value & 0xffL) * 0x0101010101010101L;
+        long i = 0;
+        for (; i + 8 <= bytes; i += 8) {
+            ALL.set(LONG_U, addr + i, word);
+        }
+        for (; i < bytes; i++) {
+            ALL.set(ValueLayout.JAVA_BYTE, addr + i, value);
+        }
     }
 
     /** True if {@code bytes} bytes at {@code addr} are all zero. */

@@ -81,19 +81,58 @@ class CoroutineTest {
     }
 
     @Test
-    void deferredCallsRunOnceAtSectionEnd() {
+    void deferredCallsRunOnceAtOutermostSectionEnd() {
         try (AioContext ctx = AioContext.start("t")) {
             int[] calls = new int[1];
+            int[] seenAfterInnerEnd = new int[1];
             Runnable fn = () -> calls[0]++;
             ctx.runOnThread(() -> {
+                // the loop runs tasks inside its own section, so ours is nested
                 ctx.deferBegin();
                 ctx.defer(fn);
                 ctx.defer(fn);
                 ctx.defer(fn);
-                assertEquals(0, calls[0]);
+                ctx.deferEnd();
+                seenAfterInnerEnd[0] = calls[0];
+            });
+            // the loop's section has ended once a later task has been picked up by a new batch
+            int after = 0;
+            for (int i = 0; i < 1000 && (after = ctx.run(() -> calls[0])) == 0; i++) {
+                Thread.onSpinWait();
+            }
+            assertEquals(0, seenAfterInnerEnd[0], "ran before the outermost section ended");
+            assertEquals(1, after, "deferred function must run exactly once");
+        }
+    }
+
+    @Test
+    void aFunctionMayDeferItselfAgainWhileRunning() {
+        try (AioContext ctx = AioContext.start("t")) {
+            int[] calls = new int[1];
+            Runnable[] fn = new Runnable[1];
+            fn[0] = () -> {
+                if (++calls[0] < 3) {
+                    ctx.defer(fn[0]);
+                }
+            };
+            ctx.runOnThread(() -> {
+                ctx.deferBegin();
+                ctx.defer(fn[0]);
                 ctx.deferEnd();
             });
-            assertEquals(1, calls[0]);
+            int after = 0;
+            for (int i = 0; i < 1000 && (after = ctx.run(() -> calls[0])) < 3; i++) {
+                Thread.onSpinWait();
+            }
+            assertEquals(3, after);
         }
+    }
+
+    @Test
+    void continuationBackendIsInUseWithTheProjectFlags() {
+        // surefire passes --add-exports java.base/jdk.internal.vm=ALL-UNNAMED, as ./vblk does;
+        // the thread fallback is only for embedders without it (or -Dvblk.coroutine.threads=true)
+        String expected = Boolean.getBoolean("vblk.coroutine.threads") ? "thread" : "continuation";
+        assertEquals(expected, AioContext.coroutineBackend());
     }
 }

@@ -4,16 +4,19 @@ import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
 /**
- * Checks for what a native test needs (a kernel feature, a peer binary). Normally an unmet
- * requirement skips the test; with {@code -Dvblk.requireNative=true} (CI on a capable host) it fails
- * it, so a native test can never pass silently by not running.
+ * Skip-or-fail for tests that need something from the machine (root, loop devices, a peer tool).
+ * Normally an unmet requirement skips the test; with {@code -Dvblk.requireNative=true} (CI) it
+ * fails, so a native test can never pass by silently not running.
  */
 public final class Requirements {
     private Requirements() {}
 
+    public static final boolean STRICT = Boolean.getBoolean("vblk.requireNative");
+
+    /** Skips (or, when strict, fails) the current test unless {@code condition} holds. */
     public static void require(boolean condition, String why) {
-        if (Boolean.getBoolean("vblk.requireNative")) {
-            Assertions.assertTrue(condition, "required native capability missing: " + why);
+        if (STRICT) {
+            Assertions.assertTrue(condition, "required (vblk.requireNative=true): " + why);
         } else {
             Assumptions.assumeTrue(condition, why);
         }

@@ -27,29 +27,41 @@ public final class AlignmentProbe {
         return p > 0 ? (int) p : 4096;
     }
 
+    /** One O_DIRECT read attempt: true unless the kernel said EINVAL. Replaceable in unit tests. */
+    @FunctionalInterface
+    public interface Reader {
+        boolean works(long addr, int len);
+    }
+
     public static Result probe(int fd, boolean blockDevice, String filename) throws BlockException {
-        int request = 0;
-        int buffer = 0;
+        int sector = 0;
         if (blockDevice) {
             try (NativeBuffer v = NativeBuffer.allocate(8, 8)) {
                 if (Native.LIBC.ioctl(fd, LinuxConstants.BLKSSZGET, v.address()) == 0) {
-                    request = NativeMemory.getIntLE(v.address());
+                    sector = NativeMemory.getIntLE(v.address());
                 }
             }
         }
+        return probe(sector, filename, (addr, len) -> readWorks(fd, addr, len));
+    }
+
+    /** The probe proper, given the device's logical sector size (0 if unknown) and a read attempt. */
+    public static Result probe(int sectorSize, String filename, Reader reader) throws BlockException {
+        int request = sectorSize;
+        int buffer = 0;
         int maxAlign = Math.max(4096, pageSize());
         try (NativeBuffer buf = NativeBuffer.allocate(2L * maxAlign, maxAlign)) {
             long b = buf.address();
             if (request == 0) {
                 for (int a : CANDIDATES) {
-                    if (readWorks(fd, b, a)) {
+                    if (reader.works(b, a)) {
                         request = a != 1 ? a : maxAlign;
                         break;
                     }
                 }
             }
             for (int a : CANDIDATES) {
-                if (readWorks(fd, b + a, maxAlign)) {
+                if (reader.works(b + a, maxAlign)) {
                     buffer = a != 1 ? a : request;
                     break;
                 }

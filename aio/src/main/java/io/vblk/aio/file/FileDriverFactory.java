@@ -64,7 +64,8 @@ public final class FileDriverFactory implements BlockDriverFactory {
         if (fd < 0) {
             int e = Native.errno();
             throw new BlockException(e, "Could not open '" + filename + "'"
-                    + (!readOnly && (e == Errno.EACCES || e == Errno.EROFS || e == Errno.EPERM) ? " for writing" : "") + ": " + Errno.describe(e));
+                    + (!readOnly && (e == Errno.EACCES || e == Errno.EROFS || e == Errno.EPERM) ? " for writing" : "") + ": " + Errno.describe(e)
+                    + (direct && e == Errno.EINVAL ? " (O_DIRECT unsupported here? try cache.direct=off)" : ""));
         }
         try {
             FileStat st = FileStat.of(fd);

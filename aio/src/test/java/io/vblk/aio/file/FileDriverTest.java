@@ -276,4 +276,62 @@ class FileDriverTest {
         ctx.runOnThread(() -> e[0] = LinuxAio.of(ctx));
         assertEquals(0, e[0].stats().iocbsSubmitted);
     }
+
+    @Test
+    void twoIoThreadsShareOneFileWithTheirOwnEngines() throws Exception {
+        Path f = AioTestSupport.patternFile(dir, "mt.img", 2 << 20);
+        BlockNode node = AioTestSupport.open(f, "cache.direct=on,aio=native");
+        AioContext other = IoThreads.start("file-test-2");
+        try {
+            AioContext[] ctxs = {ctx, other};
+            java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(2 * 64);
+            int[] errors = new int[1];
+            NativeBuffer[] bufs = new NativeBuffer[2];
+            for (int c = 0; c < 2; c++) {
+                bufs[c] = NativeBuffer.allocate(64 * 8192, 4096);
+                AioContext x = ctxs[c];
+                NativeBuffer b = bufs[c];
+                long base = (long) c << 20;
+                for (int i = 0; i < 64; i++) {
+                    long off = base + 8192L * i;
+                    long a = b.address() + 8192L * i;
+                    byte[] data = patternBytes(off * 3 + 1, 8192);
+                    b.copyFrom(data, 0, 8192L * i, 8192);
+                    x.spawn(() -> {
+                        int r = node.pwritev(off, 8192, IoVector.of(a, 8192), 0);
+                        if (r == 0) {
+                            io.vblk.block.NativeMemory.fill(a, 8192, (byte) 0);
+                            r = node.preadv(off, 8192, IoVector.of(a, 8192), 0);
+                        }
+                        if (r != 0) {
+                            synchronized (errors) {
+                                errors[0]++;
+                            }
+                        }
+                        done.countDown();
+                    });
+                }
+            }
+            assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(0, errors[0]);
+            for (int c = 0; c < 2; c++) {
+                long base = (long) c << 20;
+                for (int i = 0; i < 64; i++) {
+                    byte[] got = new byte[8192];
+                    bufs[c].copyTo(8192L * i, got, 0, 8192);
+                    assertArrayEquals(patternBytes((base + 8192L * i) * 3 + 1, 8192), got);
+                }
+                bufs[c].close();
+            }
+            LinuxAio[] e = new LinuxAio[2];
+            ctx.runOnThread(() -> e[0] = LinuxAio.of(ctx));
+            other.runOnThread(() -> e[1] = LinuxAio.of(other));
+            assertTrue(e[0] != e[1]);
+            assertEquals(128, e[0].stats().iocbsSubmitted);
+            assertEquals(128, e[1].stats().iocbsSubmitted);
+        } finally {
+            ctx.run(node::close);
+            other.close();
+        }
+    }
 }

@@ -80,6 +80,7 @@ public final class MemoryDriver extends BlockDriver {
     private final AtomicLong zeroWrites = new AtomicLong();
     private final AtomicLong discards = new AtomicLong();
     private final AtomicLong flushes = new AtomicLong();
+    private volatile int lastZeroFlags;
 
     public MemoryDriver(long size, int align) {
         this.buf = NativeBuffer.allocate(Math.max(size, 1), 4096);
@@ -114,6 +115,7 @@ public final class MemoryDriver extends BlockDriver {
     public int coPwriteZeroes(long offset, long bytes, int flags) {
         if (!nativeZeroes) return -Errno.ENOTSUP;
         zeroWrites.incrementAndGet();
+        lastZeroFlags = flags;
         if (offset + bytes > size) return -Errno.ENOSPC;
         buf.fill(offset, bytes, (byte) 0);
         return 0;
@@ -201,6 +203,8 @@ public final class MemoryDriver extends BlockDriver {
     /** Writes that reached the driver with FUA set (native FUA only). */
     public long fuaWrites() { return fuaWrites.get(); }
     public long zeroWrites() { return zeroWrites.get(); }
+    /** The flags of the last pwrite_zeroes call. */
+    public int lastZeroFlags() { return lastZeroFlags; }
     public long discards() { return discards.get(); }
     /** flush_to_disk calls. */
     public long flushes() { return flushes.get(); }

@@ -1,0 +1,72 @@
+package io.vblk.aio;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vblk.block.AioContext;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+
+/** The epoll poller under a real I/O thread: fd handlers run on the context thread, cross-thread wakeups and timers end epoll_wait. */
+class EpollPollerTest {
+    @Test
+    void eventfdHandlerRunsOnTheContextThread() throws Exception {
+        AioContext ctx = IoThreads.start("epoll-test");
+        EventFd efd = new EventFd();
+        try {
+            AtomicLong drained = new AtomicLong();
+            AtomicReference<Thread> on = new AtomicReference<>();
+            CountDownLatch fired = new CountDownLatch(1);
+            ctx.runOnThread(() -> ctx.poller().register(efd.fd(), () -> {
+                drained.addAndGet(efd.drain());
+                on.set(Thread.currentThread());
+                fired.countDown();
+            }));
+            Thread ctxThread = runOnContext(ctx);
+            efd.signal();
+            efd.signal();
+            assertTrue(fired.await(10, TimeUnit.SECONDS), "handler ran while the loop slept in epoll_wait");
+            assertSame(ctxThread, on.get());
+            assertTrue(drained.get() >= 1 && drained.get() <= 2, "counter read and cleared: " + drained.get());
+            ctx.runOnThread(() -> ctx.poller().unregister(efd.fd()));
+        } finally {
+            ctx.close();
+            efd.close();
+        }
+    }
+
+    private static Thread runOnContext(AioContext ctx) {
+        Thread[] t = new Thread[1];
+        ctx.runOnThread(() -> t[0] = Thread.currentThread());
+        return t[0];
+    }
+
+    @Test
+    void tasksFromOtherThreadsAndTimersWakeTheLoop() throws Exception {
+        AioContext ctx = IoThreads.start("epoll-wake");
+        try {
+            Thread.sleep(50); // let the loop block in epoll_wait(-1)
+            CountDownLatch ran = new CountDownLatch(1);
+            long t0 = System.nanoTime();
+            ctx.execute(ran::countDown);
+            assertTrue(ran.await(5, TimeUnit.SECONDS), "execute() woke epoll_wait");
+            CountDownLatch timer = new CountDownLatch(1);
+            long[] at = new long[1];
+            long s = System.nanoTime(); // before the call: the deadline is computed inside it
+            ctx.scheduleAfter(20_000_000, () -> {
+                at[0] = System.nanoTime();
+                timer.countDown();
+            });
+            assertTrue(timer.await(5, TimeUnit.SECONDS));
+            assertTrue(at[0] - s >= 19_000_000, "timer not early: " + (at[0] - s));
+            assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+            assertEquals(true, ctx.poller().supportsFds());
+        } finally {
+            ctx.close();
+        }
+    }
+}

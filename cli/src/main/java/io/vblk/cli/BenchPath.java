@@ -1,0 +1,41 @@
+package io.vblk.cli;
+
+import io.vblk.aio.AioStats;
+import io.vblk.block.IoVector;
+
+/**
+ * What {@code vblk bench} drives: the block layer ({@code --path block}, {@link BlockBenchPath}),
+ * the Linux AIO engine alone ({@code --path aio}, {@link AioBenchPath}), or the virtio-blk device
+ * ({@code --path virtio}, provided by {@code io.vblk.cli.VirtioBenchPath}, which must offer
+ * {@code public static BenchPath open(ImageSpec spec, io.vblk.block.AioContext ctx)}).
+ *
+ * <p>{@link #request} and {@link #flush} run in coroutines on the bench's I/O thread, up to
+ * {@code depth} at a time; they must not allocate per request.
+ */
+public interface BenchPath extends AutoCloseable {
+    /** The I/O thread whose coroutines issue the requests. */
+    io.vblk.block.AioContext context();
+
+    /** The addressable size in bytes. */
+    long length();
+
+    /** One read or write of {@code qiov.size()} bytes at {@code offset}; 0 or a negative errno. */
+    int request(boolean write, long offset, IoVector qiov);
+
+    /** A flush (for {@code --flush-interval}); 0 or a negative errno. */
+    int flush();
+
+    /** Alignment the buffers must have (O_DIRECT needs the memory alignment of the device). */
+    default long bufferAlignment() {
+        return 4096;
+    }
+
+    /** The Linux AIO engine's counters when this path uses one, else null. Read on the I/O thread. */
+    default AioStats aioStats() {
+        return null;
+    }
+
+    /** Closes what {@code open} opened (on the caller's thread, after the run). */
+    @Override
+    void close();
+}

@@ -1,0 +1,103 @@
+package io.vblk.qcow2;
+
+import io.vblk.block.BlockDriver;
+import io.vblk.block.BlockDriverFactory;
+import io.vblk.block.BlockDrivers;
+import io.vblk.block.BlockException;
+import io.vblk.block.BlockLimits;
+import io.vblk.block.BlockNode;
+import io.vblk.block.BlockOptions;
+import io.vblk.block.Errno;
+import io.vblk.block.IoVector;
+import io.vblk.block.PreallocMode;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Test-only protocol driver {@code noderef}: forwards every request to an existing node registered
+ * under an id (option {@code id}), so a qcow2 node can be opened, closed and reopened over the same
+ * {@code memory} node. Closing it does not close the target.
+ */
+final class NodeRefDriver extends BlockDriver {
+    private static final Map<String, BlockNode> NODES = new ConcurrentHashMap<>();
+    private static final AtomicInteger IDS = new AtomicInteger();
+
+    static {
+        BlockDrivers.register(new BlockDriverFactory() {
+            @Override
+            public String name() {
+                return "noderef";
+            }
+
+            @Override
+            public BlockDriver open(BlockNode node, BlockOptions o) throws BlockException {
+                String id = o.remove("id");
+                BlockNode t = id == null ? null : NODES.get(id);
+                if (t == null) throw new BlockException(Errno.ENOENT, "noderef: no node '" + id + "'");
+                String y = o.remove("yield");
+                NodeRefDriver d = new NodeRefDriver(t, "on".equals(y));
+                String ev = o.remove("inject-event");
+                if (ev != null) {
+                    d.injectEvent = io.vblk.block.BlkDebugEvent.parse(ev);
+                    d.injectErrno = Integer.parseInt(o.get("inject-errno", "5"));
+                    o.remove("inject-errno");
+                }
+                return d;
+            }
+        });
+    }
+
+    /** Registers {@code n} and returns its id. */
+    static String register(BlockNode n) {
+        String id = "n" + IDS.incrementAndGet();
+        NODES.put(id, n);
+        return id;
+    }
+
+    private final BlockNode t;
+
+    private final boolean yield;
+
+    private NodeRefDriver(BlockNode t, boolean yield) {
+        this.t = t;
+        this.yield = yield;
+    }
+
+    // blkdebug-like error injection (inject-event, inject-errno, once): the first request after the event fails
+    io.vblk.block.BlkDebugEvent injectEvent;
+    int injectErrno;
+    volatile boolean armed;
+    volatile int injected;
+
+    @Override
+    public void debugEvent(io.vblk.block.BlkDebugEvent ev) {
+        if (ev == injectEvent && injected == 0) armed = true;
+    }
+
+    private int fault() {
+        if (armed) {
+            armed = false;
+            injected++;
+            return -injectErrno;
+        }
+        return 0;
+    }
+
+    /** With yield=on every request first yields, so concurrent coroutines interleave as with real I/O. */
+    private void maybeYield() {
+        if (yield && io.vblk.block.Coroutine.current() != null) io.vblk.block.Coroutine.yieldNow();
+    }
+
+    @Override public String driverName() { return "noderef"; }
+    @Override public int coPreadv(long o, long b, IoVector q, long qo, int f) { maybeYield(); int e = fault(); if (e < 0) return e; return t.preadv(o, b, q, qo, f); }
+    @Override public int coPwritev(long o, long b, IoVector q, long qo, int f) { maybeYield(); int e = fault(); if (e < 0) return e; return t.pwritev(o, b, q, qo, f); }
+    @Override public int coPwriteZeroes(long o, long b, int f) { return t.pwriteZeroes(o, b, f); }
+    @Override public int coPdiscard(long o, long b) { return t.pdiscard(o, b); }
+    @Override public int coFlushToOs() { maybeYield(); int e = fault(); if (e < 0) return e; return t.flush(); }
+    @Override public long getLength() { return t.getLength(); }
+    @Override public int coTruncate(long o, boolean e, PreallocMode p, int f) { return t.truncate(o, e, p, f); }
+    @Override public int supportedWriteFlags() { return t.driver().supportedWriteFlags(); }
+    @Override public int supportedZeroFlags() { return t.driver().supportedZeroFlags(); }
+    @Override public void refreshLimits(BlockLimits l) { t.driver().refreshLimits(l); }
+}

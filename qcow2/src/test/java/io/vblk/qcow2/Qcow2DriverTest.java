@@ -1,0 +1,318 @@
+package io.vblk.qcow2;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.vblk.block.BlockException;
+import io.vblk.block.BlockNode;
+import io.vblk.block.BlockOptions;
+import io.vblk.block.Errno;
+import io.vblk.block.RequestFlags;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The qcow2 driver on a memory file: random writes, zero writes and discards against a raw shadow
+ * (reads, reopen, and a full refcount/COPIED consistency check with no leaks), concurrency,
+ * backing files, lazy refcounts, overlap check, refcount table growth.
+ */
+class Qcow2DriverTest {
+
+    static byte[] pattern(Random r, int len) {
+        byte[] b = new byte[len];
+        r.nextBytes(b);
+        return b;
+    }
+
+    static void verifyAll(TestImage t, byte[] shadow) {
+        int[] ret = new int[1];
+        int chunk = 1 << 20;
+        for (int off = 0; off < shadow.length; off += chunk) {
+            int o = off;
+            int len = Math.min(chunk, shadow.length - off);
+            byte[][] got = new byte[1][];
+            t.run(() -> {
+                got[0] = TestImage.read(t.q, o, len, ret);
+                return 0;
+            });
+            assertEquals(0, ret[0], "read at " + off);
+            if (!Arrays.equals(Arrays.copyOfRange(shadow, off, off + len), got[0])) {
+                for (int i = 0; i < len; i++) {
+                    if (got[0][i] != shadow[off + i]) fail("mismatch at guest offset " + (off + i) + ": got " + got[0][i] + " want " + shadow[off + i]);
+                }
+            }
+        }
+    }
+
+    static long imageEnd(TestImage t) {
+        long[] v = new long[1];
+        t.run(() -> {
+            v[0] = t.drv().imageEndOffset();
+            return 0;
+        });
+        return v[0];
+    }
+
+    static void assertClean(TestImage t, long fileSize) throws BlockException {
+        ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
+        assertTrue(c.clean(), c.toString());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"512,16,3,4194304", "4096,16,3,16777216", "65536,16,3,33554432", "2097152,16,3,16777216",
+            "4096,1,3,8388608", "4096,64,3,8388608", "65536,8,3,33554432", "65536,16,2,33554432", "1024,4,3,4194304"})
+    void randomWorkloadMatchesShadow(int clusterSize, int refcountBits, int version, int size) throws Exception {
+        long fileSize = 96L << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(clusterSize).refcountBits(refcountBits).version(version));
+            assertClean(t, fileSize);
+            t.open("l2-cache-size=" + (2 * clusterSize));
+            byte[] shadow = new byte[size];
+            Random r = new Random(clusterSize * 31L + refcountBits + version);
+            for (int op = 0; op < 300; op++) {
+                int kind = r.nextInt(10);
+                long off = r.nextInt(size);
+                int len = (int) Math.min(size - off, 1 + r.nextInt(r.nextBoolean() ? 3 * clusterSize : 4096));
+                if (kind < 6) {
+                    byte[] d = pattern(r, len);
+                    int ret = t.run(() -> TestImage.write(t.q, off, d));
+                    assertEquals(0, ret, "write " + off + "+" + len);
+                    System.arraycopy(d, 0, shadow, (int) off, len);
+                } else if (kind < 8) {
+                    int flags = r.nextBoolean() ? RequestFlags.MAY_UNMAP : 0;
+                    int ret = t.run(() -> t.q.pwriteZeroes(off, len, flags));
+                    assertEquals(0, ret, "zero " + off + "+" + len);
+                    Arrays.fill(shadow, (int) off, (int) (off + len), (byte) 0);
+                } else {
+                    long a = (off / clusterSize) * clusterSize;
+                    long l = Math.min(size - a, ((long) (1 + r.nextInt(4))) * clusterSize);
+                    int ret = t.run(() -> t.q.pdiscard(a, l));
+                    assertEquals(0, ret, "discard");
+                    Arrays.fill(shadow, (int) a, (int) (a + l), (byte) 0);
+                }
+                if (op % 50 == 49) verifyAll(t, shadow);
+            }
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            t.open("");
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+        }
+    }
+
+    @Test
+    void concurrentWritesIntoSameClustersNeitherLoseDataNorDoubleAllocate() throws Exception {
+        long fileSize = 64L << 20;
+        int cs = 65536, size = 8 << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            // yield on every file request so the writers interleave like real asynchronous I/O
+            BlockNode q = BlockNode.open(BlockOptions.parse("driver=qcow2,file.driver=noderef,file.yield=on,file.id=" + t.id));
+            t.q = q;
+            byte[] shadow = new byte[size];
+            Random r = new Random(7);
+            for (int round = 0; round < 6; round++) {
+                int writers = 32;
+                int[] results = new int[writers];
+                java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(writers);
+                // each writer gets a disjoint 2 KiB piece of a few shared clusters
+                for (int w = 0; w < writers; w++) {
+                    int wi = w;
+                    long cl = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs);
+                    long off = cl + (long) wi * 2048;
+                    int len = 2048 + (wi % 3 == 0 ? cs : 0);
+                    if (off + len > size) {
+                        done.countDown();
+                        continue;
+                    }
+                    byte[] d = pattern(r, len);
+                    System.arraycopy(d, 0, shadow, (int) off, len);
+                    t.ctx.spawn(() -> {
+                        results[wi] = TestImage.write(q, off, d);
+                        done.countDown();
+                    });
+                }
+                assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS), "writers finished");
+                for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
+            }
+            assertTrue(t.drv().clusters.dependencyWaits > 0, "writers really raced for the same clusters");
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void unknownExtensionAndAutoclearBitsAreHandledOnOpen() throws Exception {
+        long fileSize = 16L << 20;
+        int cs = 65536;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(cs));
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            h.otherExtensions.add(new Qcow2Header.Extension(0x7e57e57e, new byte[] {9, 9, 9}));
+            h.headerLength = 128;
+            h.tail = new byte[24];
+            h.tail[20] = 0x42;
+            h.autoclearFeatures = (1L << 5) | Qcow2Constants.QCOW2_AUTOCLEAR_BITMAPS;
+            t.rawWrite(0, h.serialize());
+            // read-only: nothing is written
+            t.open("read-only=on");
+            t.closeImage();
+            assertEquals(h.autoclearFeatures, Qcow2Header.parse(t.raw(0, cs)).autoclearFeatures);
+            // read-write: autoclear bits cleared before any write, unknown bytes kept
+            t.open("");
+            Qcow2Header after = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(0, after.autoclearFeatures);
+            assertEquals(1, after.otherExtensions.size());
+            assertArrayEquals(new byte[] {9, 9, 9}, after.otherExtensions.get(0).data());
+            assertEquals(128, after.headerLength);
+            assertEquals(0x42, after.tail[20]);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, new byte[100])));
+            t.closeImage();
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void backingFileCowAndV3DiscardHidesBacking() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 4096, size = 1 << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            BlockNode base = BlockNode.open(BlockOptions.parse("driver=memory,size=" + (size / 2)));
+            byte[] baseData = pattern(new Random(3), size / 2);
+            t.run(() -> TestImage.write(base, 0, baseData));
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs).backing("base.raw", "raw"));
+            t.open("backing=null");
+            t.drv().attachBacking(base);
+            byte[] shadow = new byte[size];
+            System.arraycopy(baseData, 0, shadow, 0, baseData.length);
+            verifyAll(t, shadow);
+            // unaligned writes crossing clusters: head and tail must be copied from the backing file
+            byte[] d = pattern(new Random(4), 3 * cs + 100);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 1000, d)));
+            System.arraycopy(d, 0, shadow, 1000, d.length);
+            verifyAll(t, shadow);
+            // v3 discard: reads zeros although the backing file has data
+            assertEquals(0, t.run(() -> t.q.pdiscard(16 * cs, 4 * cs)));
+            Arrays.fill(shadow, 16 * cs, 20 * cs, (byte) 0);
+            // zero write over backing data
+            assertEquals(0, t.run(() -> t.q.pwriteZeroes(32 * cs, 2 * cs, 0)));
+            Arrays.fill(shadow, 32 * cs, 34 * cs, (byte) 0);
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void lazyRefcountsSetDirtyBeforeFirstLinkAndCleanCloseClearsIt() throws Exception {
+        long fileSize = 16L << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(65536).lazyRefcounts(true));
+            t.open("");
+            assertEquals(0, t.raw(72, 8)[7] & 1, "clean after open");
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 12345, new byte[777])));
+            assertEquals(1, t.raw(72, 8)[7] & 1, "dirty after the first allocating write");
+            // a dirty image cannot be opened read/write without repair
+            BlockException e = assertThrows(BlockException.class, () -> BlockNode.open(BlockOptions.parse("driver=qcow2,file.driver=noderef,file.id=" + t.id)));
+            assertTrue(e.getMessage().contains("dirty"), e.getMessage());
+            assertEquals(0, t.closeImage());
+            assertEquals(0, t.raw(72, 8)[7] & 1, "clean close clears the dirty bit");
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void overlapCheckRefusesWriteOnMetadataAndSetsCorruptBit() throws Exception {
+        long fileSize = 16L << 20;
+        int cs = 65536;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(cs));
+            t.open("");
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, new byte[cs])));
+            assertEquals(0, t.run(() -> t.q.flush()));
+            assertEquals(0, t.closeImage());
+            // point guest cluster 0 at the refcount block (cluster 2), keeping COPIED
+            long l2 = Qcow2Layout.l1Offset(Qcow2Layout.getBE64(t.rawAddress() + 3L * cs));
+            Qcow2Layout.putBE64(t.rawAddress() + l2, (2L * cs) | Qcow2Constants.QCOW_OFLAG_COPIED);
+            t.open("");
+            int ret = t.run(() -> TestImage.write(t.q, 0, new byte[512]));
+            assertEquals(-Errno.EIO, ret);
+            assertTrue(t.drv().isBroken());
+            assertEquals(2, t.raw(72, 8)[7] & 2, "corrupt bit set on disk");
+            t.q.closeWithoutFlush();
+            t.q = null;
+            BlockException e = assertThrows(BlockException.class, () -> t.open(""));
+            assertTrue(e.getMessage().contains("corrupt"), e.getMessage());
+            t.open("read-only=on");
+            t.closeImage();
+        }
+    }
+
+    @Test
+    void refcountTableGrowsAndOldTableIsFreed() throws Exception {
+        long fileSize = 48L << 20;
+        int cs = 512, size = 24 << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            t.open("");
+            long oldTable = t.drv().header.refcountTableOffset;
+            byte[] shadow = new byte[size];
+            Random r = new Random(5);
+            for (long off = 0; off < size; off += 65536) {
+                byte[] d = pattern(r, 65536);
+                long o = off;
+                assertEquals(0, t.run(() -> TestImage.write(t.q, o, d)));
+                System.arraycopy(d, 0, shadow, (int) off, d.length);
+            }
+            assertNotEquals(oldTable, t.drv().header.refcountTableOffset, "refcount table moved");
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            // the header on disk points at the new table
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertNotEquals(oldTable, h.refcountTableOffset);
+            assertTrue(h.refcountTableClusters > 1);
+            t.open("");
+            verifyAll(t, shadow);
+            t.closeImage();
+        }
+    }
+
+    @Test
+    void rewritingCopiedClustersAllocatesNothing() throws Exception {
+        long fileSize = 16L << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(8 << 20).clusterSize(65536));
+            t.open("");
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, new byte[3 * 65536])));
+            long end = imageEnd(t);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 4096, pattern(new Random(1), 100000))));
+            assertEquals(end, imageEnd(t));
+            t.closeImage();
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void metadataPreallocationMapsEveryCluster() throws Exception {
+        long fileSize = 16L << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(2 << 20).clusterSize(4096).preallocation(io.vblk.block.PreallocMode.METADATA));
+            assertClean(t, fileSize);
+            t.open("");
+            long end = imageEnd(t);
+            byte[] d = pattern(new Random(2), 5000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 777, d)));
+            assertEquals(end, imageEnd(t), "preallocated clusters are written in place");
+            byte[] shadow = new byte[2 << 20];
+            System.arraycopy(d, 0, shadow, 777, d.length);
+            verifyAll(t, shadow);
+            t.closeImage();
+            assertClean(t, fileSize);
+        }
+    }
+}
