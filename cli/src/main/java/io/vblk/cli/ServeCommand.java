@@ -130,7 +130,7 @@ public final class ServeCommand {
         VirtioBlkDevice dev = null;
         CountDownLatch stop = new CountDownLatch(1);
         try {
-            node = BlockNode.open(BlockOptions.parse(opts));
+            node = ImageOpener.openOn(ctx, BlockOptions.parse(opts));   // drivers attach per-thread state
             VirtioBlkConfig cfg = new VirtioBlkConfig().numQueues(queues).serial(serial).readOnly(ro);
             cfg.logicalBlockSize = lbs;
             cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);

@@ -47,10 +47,19 @@ class VhostUserBlkGuestTest {
     }
 
     Process vblkServe(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        return vblkServe(image, fmt, socket, queues, log, "writeback");
+    }
+
+    /** With cache writethrough the guest starts in "write through" and switches to write back through SET_CONFIG (T6). */
+    Process vblkServeWritethrough(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        return vblkServe(image, fmt, socket, queues, log, "writethrough");
+    }
+
+    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log, String cache) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "io.vblk.cli.ServeCommand", "-f", fmt, "--socket", socket.toString(), "--num-queues", String.valueOf(queues),
+                "io.vblk.cli.ServeCommand", "-f", fmt, "-t", cache, "--socket", socket.toString(), "--num-queues", String.valueOf(queues),
                 image.toString());
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }
@@ -97,6 +106,21 @@ class VhostUserBlkGuestTest {
 
     @Test
     void vblkServeRawTwoQueues(@TempDir Path dir) throws Exception {
-        runGuest(dir, "vblk raw 2q", this::vblkServe, "raw", 2);
+        runGuest(dir, "vblk raw 2q writethrough", this::vblkServeWritethrough, "raw", 2);
+    }
+
+    @Test
+    void referenceQemuStorageDaemonQcow2(@TempDir Path dir) throws Exception {
+        runGuest(dir, "qsd qcow2 1q", this::qsd, "qcow2", 1);
+    }
+
+    @Test
+    void vblkServeQcow2OneQueue(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk qcow2 1q", this::vblkServe, "qcow2", 1);
+    }
+
+    @Test
+    void vblkServeQcow2TwoQueues(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk qcow2 2q writethrough", this::vblkServeWritethrough, "qcow2", 2);
     }
 }
