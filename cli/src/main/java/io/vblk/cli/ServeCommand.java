@@ -115,7 +115,7 @@ public final class ServeCommand {
         if (fmt == null) fmt = probe(file);
         if (!fmt.equals("raw") && !fmt.equals("qcow2")) throw new BlockException(Errno.EINVAL, "unknown format '" + fmt + "'");
         if (fmt.equals("qcow2") && !BlockDrivers.has("qcow2")) throw new BlockException(Errno.ENOTSUP, "the qcow2 driver is not in this build");
-        if (Files.exists(socket)) throw new IOException("socket path " + socket + " already exists (remove it or choose another)");
+        removeStaleSocket(socket);
         CacheMode cache = CacheMode.parse(cacheName);
         String aio = cache.direct ? "native" : "threads";
         String common = ",cache.direct=" + (cache.direct ? "on" : "off") + ",cache.no-flush=" + (cache.noFlush ? "on" : "off")
@@ -157,6 +157,21 @@ public final class ServeCommand {
             }
             ctx.close();
             log.accept("vblk serve: image closed");
+        }
+    }
+
+    /**
+     * A socket file left by a backend that was killed (no one listening: ECONNREFUSED) is removed,
+     * so a restarted backend can take over the path QEMU reconnects to; a live one is an error.
+     */
+    static void removeStaleSocket(Path socket) throws IOException {
+        if (!Files.exists(socket, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        try {
+            io.vblk.virtio.vhost.UnixSocket.connect(socket).close();
+            throw new IOException("socket " + socket + " is in use by another backend");
+        } catch (BlockException e) {
+            if (e.errno() != Errno.ECONNREFUSED) throw new IOException("socket path " + socket + " exists and is not a stale socket: " + e.getMessage());
+            Files.delete(socket);
         }
     }
 

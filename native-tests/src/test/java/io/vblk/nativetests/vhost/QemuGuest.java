@@ -125,9 +125,12 @@ final class QemuGuest {
                 dd if=/pattern.bin of=/dev/vda bs=4k count=1 seek=%d oflag=direct 2>/dev/null || fail T3-last
                 [ "$(dd if=/dev/vda bs=4k skip=%d count=1 iflag=direct 2>/dev/null | md5sum)" = "$(dd if=/pattern.bin bs=4k count=1 2>/dev/null | md5sum)" ] || fail T3-last-read
                 if dd if=/pattern.bin of=/dev/vda bs=4k count=1 seek=%d oflag=direct 2>/dev/null; then fail T3-past-end; fi
-                # T4: 4 concurrent writers of 1 MiB (4k O_DIRECT writes)
-                for k in 0 1 2 3; do dd if=/pattern.bin of=/dev/vda bs=4k count=256 seek=$((8192 + k * 256)) oflag=direct 2>/dev/null & done
+                # T4: 4 concurrent writers of 1 MiB (4k O_DIRECT writes); in reconnect mode repeated while the backend is killed
+                R=1; grep -q vblk_reconnect /proc/cmdline && R=6 && echo "E2E-T4-BEGIN"
+                for r in $(seq $R); do
+                for k in 0 1 2 3; do dd if=/pattern.bin of=/dev/vda bs=4k count=256 seek=$((8192 + k * 256)) oflag=direct 2>/dev/null || echo "E2E-CHECK FAIL: T4-write-$k" & done
                 wait
+                done
                 for k in 32 33 34 35; do [ "$(dd if=/dev/vda bs=1M skip=$k count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$P" ] || fail T4-$k; done
                 # T5: 64 MiB sequential read
                 dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null || fail T5
@@ -138,6 +141,7 @@ final class QemuGuest {
                 # T7: discard 8 MiB at 64 MiB (never written)
                 blkdiscard -o 67108864 -l 8388608 /dev/vda || fail T7
                 sync
+                dmesg | grep -i -E 'blk_update_request|I/O error|virtio' | grep -i -E 'error|not a head' && fail dmesg-io-error
                 if [ -z "$FAIL" ]; then echo "E2E-RESULT: PASS"; else echo "E2E-RESULT: FAIL$FAIL"; fi
                 poweroff -f
                 """.formatted(String.join(" ", MODULES), lastBlock, lastBlock, lastBlock + 1);
@@ -156,13 +160,22 @@ final class QemuGuest {
 
     /** Boots the guest on the vhost-user socket; returns the console output. */
     static String boot(Path kernel, Path initrd, Path socket, int queues, int timeoutSec, Path consoleLog) throws IOException, InterruptedException {
+        Process p = start(kernel, initrd, socket, queues, consoleLog, false);
+        return finish(p, timeoutSec, consoleLog);
+    }
+
+    /** Starts QEMU; with {@code reconnect} the chardev reconnects after the backend goes away and the guest repeats T4. */
+    static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, boolean reconnect) throws IOException {
         List<String> cmd = List.of("qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", String.valueOf(queues), "-nographic",
                 "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                "-append", "console=ttyS0 panic=-1 quiet",
+                "-append", "console=ttyS0 panic=-1 quiet" + (reconnect ? " vblk_reconnect" : ""),
                 "-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-machine", "memory-backend=mem",
-                "-chardev", "socket,id=vub,path=" + socket,
+                "-chardev", "socket,id=vub,path=" + socket + (reconnect ? ",reconnect=1" : ""),
                 "-device", "vhost-user-blk-pci,chardev=vub,num-queues=" + queues);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(consoleLog.toFile()).start();
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(consoleLog.toFile()).start();
+    }
+
+    static String finish(Process p, int timeoutSec, Path consoleLog) throws IOException, InterruptedException {
         boolean done = p.waitFor(timeoutSec, TimeUnit.SECONDS);
         if (!done) {
             p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);

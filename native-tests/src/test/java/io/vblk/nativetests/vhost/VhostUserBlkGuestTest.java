@@ -123,4 +123,45 @@ class VhostUserBlkGuestTest {
     void vblkServeQcow2TwoQueues(@TempDir Path dir) throws Exception {
         runGuest(dir, "vblk qcow2 2q writethrough", this::vblkServeWritethrough, "qcow2", 2);
     }
+
+    /**
+     * Reconnect: SIGKILL the backend while the guest's T4 writers run, start a new backend on the
+     * same socket, and require that QEMU (reconnect=1) resumes and the guest passes with correct data.
+     */
+    @Test
+    @org.junit.jupiter.api.Disabled("fails today (guest T4 writes get I/O errors after the reconnect): VirtioBlkDevice has no "
+            + "inflight hooks yet, so requests in flight at the kill are not resubmitted from the inflight region; see docs/vhost-user.md")
+    void vblkServeReconnectAfterKill(@TempDir Path dir) throws Exception {
+        Path initrd = QemuGuest.initramfs(dir, modules);
+        Path image = dir.resolve("disk.raw"), expected = dir.resolve("expected.raw"), socket = dir.resolve("vhost.sock");
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", image.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", expected.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.expectedImage(expected, "raw", dir.resolve("initramfs/pattern.bin"));
+        Path console = dir.resolve("console.log");
+        Process b1 = vblkServe(image, "raw", socket, 1, dir.resolve("backend1.log"));
+        Process b2 = null;
+        Process q = null;
+        try {
+            QemuGuest.waitForSocket(socket, b1, 30);
+            q = QemuGuest.start(kernel, initrd, socket, 1, console, true);
+            long end = System.nanoTime() + 90_000_000_000L;
+            while (!Files.readString(console).contains("E2E-T4-BEGIN")) {
+                assertTrue(System.nanoTime() < end && q.isAlive(), "guest never reached T4: " + Files.readString(console));
+                Thread.sleep(20);
+            }
+            Thread.sleep(300);
+            b1.destroyForcibly().waitFor();   // SIGKILL in the middle of guest I/O
+            b2 = vblkServe(image, "raw", socket, 1, dir.resolve("backend2.log"));
+            String out = QemuGuest.finish(q, 120, console);
+            assertTrue(out.contains("E2E-RESULT: PASS"), "guest after reconnect:\n" + out + "\nbackend2:\n" + Files.readString(dir.resolve("backend2.log")));
+        } finally {
+            if (q != null) q.destroyForcibly();
+            if (b1.isAlive()) b1.destroyForcibly();
+            if (b2 != null) {
+                b2.destroy();
+                assertTrue(b2.waitFor(30, TimeUnit.SECONDS), "second backend exits on SIGTERM");
+            }
+        }
+        QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", "raw", expected.toString(), image.toString()), 60);
+    }
 }
