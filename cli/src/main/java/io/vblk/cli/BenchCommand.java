@@ -61,7 +61,7 @@ public final class BenchCommand {
         int depth = 64, size = 4096, pattern = 0;
         boolean write = false, random = false, json = false, noDrain = false;
         String path = "block";
-        GetOpt g = new GetOpt("vblk bench", args, 0, "hc:d:f:i:no:qs:S:t:wU",
+        GetOpt g = new GetOpt("", args, 0, "hc:d:f:i:no:qs:S:t:wU",
                 Map.ofEntries(Map.entry("help", false), Map.entry("random", false), Map.entry("path", true),
                         Map.entry("output", true), Map.entry("pattern", true), Map.entry("flush-interval", true),
                         Map.entry("no-drain", false), Map.entry("image-opts", false), Map.entry("force-share", false),
@@ -260,10 +260,14 @@ public final class BenchCommand {
             long cpu0 = CpuTime.processNanos();
             long t0 = System.nanoTime();
             AioContext ctx = contextOf();
-            for (int i = 0; i < depth; i++) {
-                IoVector v = vecs[i];
-                ctx.spawn(() -> worker(v));
-            }
+            // one task on the I/O thread starts every worker, each running until its first park,
+            // so all of them are in flight before any is resumed
+            ctx.execute(() -> {
+                for (int i = 0; i < depth; i++) {
+                    IoVector v = vecs[i];
+                    ctx.spawn(() -> worker(v));
+                }
+            });
             try {
                 done.await();
             } catch (InterruptedException e) {

@@ -22,7 +22,7 @@ public final class GetOpt {
     private String optarg;
 
     /**
-     * @param prog     name used in error messages ("read", "vblk bench")
+     * @param prog     name prefixed to error messages ("read"), or empty for none
      * @param longOpts long option name to whether it takes an argument
      */
     public GetOpt(String prog, String[] args, int from, String shortSpec, Map<String, Boolean> longOpts) {
@@ -72,7 +72,7 @@ public final class GetOpt {
                     charPos = 0;
                     index++;
                 }
-                throw CliException.usage(prog + ": invalid option -- '" + c + "'");
+                throw CliException.usage(pfx() + "invalid option -- '" + c + "'");
             }
             boolean takesArg = at + 1 < shortSpec.length() && shortSpec.charAt(at + 1) == ':';
             if (takesArg) {
@@ -85,7 +85,7 @@ public final class GetOpt {
                 } else {
                     charPos = 0;
                     index++;
-                    throw CliException.usage(prog + ": option requires an argument -- '" + c + "'");
+                    throw CliException.usage(pfx() + "option requires an argument -- '" + c + "'");
                 }
                 charPos = 0;
             } else if (last) {
@@ -101,7 +101,7 @@ public final class GetOpt {
         String name = eq < 0 ? body : body.substring(0, eq);
         Boolean takesArg = longOpts.get(name);
         if (takesArg == null) {
-            throw CliException.usage(prog + ": unrecognized option '--" + name + "'");
+            throw CliException.usage(pfx() + "unrecognized option '--" + name + "'");
         }
         if (takesArg) {
             if (eq >= 0) {
@@ -109,12 +109,16 @@ public final class GetOpt {
             } else if (index < args.length) {
                 optarg = args[index++];
             } else {
-                throw CliException.usage(prog + ": option '--" + name + "' requires an argument");
+                throw CliException.usage(pfx() + "option '--" + name + "' requires an argument");
             }
         } else if (eq >= 0) {
-            throw CliException.usage(prog + ": option '--" + name + "' doesn't allow an argument");
+            throw CliException.usage(pfx() + "option '--" + name + "' doesn't allow an argument");
         }
         return name;
+    }
+
+    private String pfx() {
+        return prog.isEmpty() ? "" : prog + ": ";
     }
 
     /** The argument of the option {@link #next()} returned last. */

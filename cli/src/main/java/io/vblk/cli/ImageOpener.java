@@ -46,17 +46,28 @@ public final class ImageOpener {
         }
     }
 
-    /** Opens a graph on {@code ctx}'s thread (drivers that attach per-thread state expect that). */
+    /**
+     * Opens a graph in a coroutine on {@code ctx} (as bdrv_open runs in QEMU's main loop
+     * coroutine): drivers that read metadata at open, like qcow2, then use the I/O thread's Linux
+     * AIO engine instead of falling back to the thread pool.
+     */
     public static BlockNode openOn(AioContext ctx, BlockOptions opts) throws BlockException {
         BlockNode[] out = new BlockNode[1];
         BlockException[] err = new BlockException[1];
-        ctx.runOnThread(() -> {
+        RuntimeException[] bug = new RuntimeException[1];
+        ctx.run(() -> {
             try {
                 out[0] = BlockNode.open(opts);
             } catch (BlockException e) {
                 err[0] = e;
+            } catch (RuntimeException e) {
+                bug[0] = e;
             }
+            return 0;
         });
+        if (bug[0] != null) {
+            throw bug[0];
+        }
         if (err[0] != null) {
             throw err[0];
         }
@@ -134,6 +145,9 @@ public final class ImageOpener {
         }
         if (spec.readOnly) {
             o.put("read-only", "on");
+        }
+        if (spec.discardUnmap) {
+            o.putIfAbsent("discard", "unmap");
         }
         return o;
     }

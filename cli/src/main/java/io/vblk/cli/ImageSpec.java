@@ -15,6 +15,7 @@ public final class ImageSpec {
     public String aio;             // null: threads
     public boolean readOnly;
     public boolean imageOpts;
+    public boolean discardUnmap;   // discard=unmap: qemu-io opens with BDRV_O_UNMAP, qemu-img bench does not
     public String filename;        // a path, a size for -f null/memory, or key=value with --image-opts
 
     /**

@@ -36,15 +36,18 @@ public final class IoCommand {
               -r, --read-only      open read-only
                   --image-opts     FILE is a key=value option string (driver=...,file.filename=...)
             Commands:
-              read [-Cq] [-P pattern [-s off] [-l len]] off len
+              read [-Cqv] [-P pattern [-s off] [-l len]] off len
               write [-Cfq] [-P pattern | -z [-u] [-n]] off len
-              aio_read [-Cq] [-P pattern] off len      aio_write [-Cfq] [-P pattern | -z [-u]] off len
+              aio_read [-Cqv] [-P pattern] off len      aio_write [-Cfq] [-P pattern | -z [-u]] off len
               aio_flush   flush   discard [-Cq] off len   length   quit
             Exit status: 0 when every command succeeded, 1 otherwise (as qemu-io).
             """;
 
     /** BDRV_REQUEST_MAX_BYTES: the largest request qemu-io accepts. */
     static final long MAX_REQUEST = Integer.MAX_VALUE & ~511L;
+
+    /** Commands that need write permission on the image. */
+    static final java.util.Set<String> WRITE_COMMANDS = java.util.Set.of("write", "w", "aio_write", "discard", "d");
 
     private final PrintStream out;
     private final PrintStream err;
@@ -64,7 +67,7 @@ public final class IoCommand {
     public static int run(String[] args, PrintStream out, PrintStream err) throws CliException {
         ImageSpec spec = new ImageSpec();
         List<String> cmds = new ArrayList<>();
-        GetOpt g = new GetOpt("vblk io", args, 0, "hc:f:t:i:rknU",
+        GetOpt g = new GetOpt("", args, 0, "hc:f:t:i:rknU",
                 Map.of("help", false, "cmd", true, "format", true, "cache", true, "aio", true, "read-only", false,
                         "native-aio", false, "nocache", false, "image-opts", false, "force-share", false));
         for (String o; (o = g.next()) != null; ) {
@@ -81,6 +84,7 @@ public final class IoCommand {
             throw CliException.usage(g.operands().isEmpty() ? "Expecting one image file name" : "Too many arguments: " + g.operands());
         }
         spec.filename = g.operands().get(0);
+        spec.discardUnmap = true;   // qemu-io opens with BDRV_O_UNMAP: discards reach the image
         OpenedImage img;
         try {
             img = ImageOpener.open(spec, "vblk-io");
@@ -116,6 +120,12 @@ public final class IoCommand {
     int execute(String line) {
         String[] argv = line.trim().split("\\s+");
         String name = argv[0];
+        if (img.node().isReadOnly() && WRITE_COMMANDS.contains(name)) {
+            // the permission check qemu-io makes before a command that needs write access
+            err.println("vblk: Block node is read-only");
+            err.flush();
+            return -Errno.EPERM;
+        }
         try {
             return switch (name) {
                 case "read", "r" -> checkArgs(argv, 2, -1) ? read(argv, false) : -Errno.EINVAL;
@@ -193,8 +203,8 @@ public final class IoCommand {
 
     static String usageLine(String cmd) {
         return switch (cmd) {
-            case "read", "r" -> "read [-Cq] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset";
-            case "aio_read" -> "aio_read [-Cq] [-P pattern] off len -- asynchronously reads a number of bytes";
+            case "read", "r" -> "read [-Cqv] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset";
+            case "aio_read" -> "aio_read [-Cqv] [-P pattern] off len -- asynchronously reads a number of bytes";
             case "write", "w" -> "write [-Cfqnu] [-P pattern | -z] off len -- writes a number of bytes at a specified offset";
             case "aio_write" -> "aio_write [-Cfqu] [-P pattern | -z] off len -- asynchronously writes a number of bytes";
             case "discard", "d" -> "discard [-Cq] off len -- discards a number of bytes at a specified offset";
@@ -242,7 +252,7 @@ public final class IoCommand {
     private int read(String[] argv, boolean aio) throws CliException, UsageError {
         String cmd = argv[0];
         GetOpt g = new GetOpt(cmd, argv, 1, aio ? "CP:qvi" : "bCl:pP:qs:v", Map.of());
-        boolean machine = false, quiet = false;
+        boolean machine = false, quiet = false, dump = false;
         int pattern = -1;
         long patOff = 0, patLen = -1;
         boolean sflag = false, lflag = false;
@@ -255,7 +265,7 @@ public final class IoCommand {
                 case "l" -> { patLen = parseNum(g.optarg()); lflag = true; }
                 case "p", "i" -> { /* ignored, as in qemu-io */ }
                 case "b" -> throw new UsageError("-b (VM state) is not supported by vblk io");
-                case "v" -> throw new UsageError("-v (dump) is not supported by vblk io");
+                case "v" -> dump = true;
                 default -> throw new IllegalStateException(o);
             }
         }
@@ -271,7 +281,7 @@ public final class IoCommand {
         NativeBuffer buf = NativeBuffer.allocate(Math.max(len, 1), 4096);
         buf.fill(0, buf.size(), (byte) 0xab);
         IoVector qiov = buf.asIoVector(0, len);
-        final boolean fMachine = machine, fQuiet = quiet;
+        final boolean fMachine = machine, fQuiet = quiet, fDump = dump;
         final int fPattern = pattern;
         final long fPatOff = patOff, fPatLen = patLen;
         if (aio) {
@@ -279,18 +289,18 @@ public final class IoCommand {
                 long t0 = System.nanoTime();
                 int r = checked(off, len, () -> img.node().preadv(off, len, qiov, 0));
                 long t = System.nanoTime() - t0;
-                finishRead("aio_read", r, t, buf, off, len, fPattern, fPatOff, fPatLen, fQuiet, fMachine);
+                finishRead("aio_read", r, t, buf, off, len, fPattern, fPatOff, fPatLen, fQuiet, fMachine, fDump);
             });
             return 0;
         }
         long t0 = System.nanoTime();
         int r = img.ctx().run(() -> checked(off, len, () -> img.node().preadv(off, len, qiov, 0)));
         long t = System.nanoTime() - t0;
-        return finishRead("read", r, t, buf, off, len, pattern, patOff, patLen, quiet, machine);
+        return finishRead("read", r, t, buf, off, len, pattern, patOff, patLen, quiet, machine, dump);
     }
 
     private int finishRead(String cmd, int r, long nanos, NativeBuffer buf, long off, long len, int pattern,
-                           long patOff, long patLen, boolean quiet, boolean machine) {
+                           long patOff, long patLen, boolean quiet, boolean machine, boolean dump) {
         try {
             if (r < 0) {
                 println(cmd + " failed: " + Strerror.of(-r));
@@ -306,6 +316,10 @@ public final class IoCommand {
                         ret = -Errno.EINVAL;
                     }
                 }
+            }
+            if (dump && !quiet) {
+                out.print(QemuIoFormat.dump(buf.segment(), off, len));
+                out.flush();
             }
             if (!quiet) {
                 println(QemuIoFormat.report("read", nanos, off, len, len, 1, machine));
@@ -336,7 +350,7 @@ public final class IoCommand {
                 default -> throw new IllegalStateException(o);
             }
         }
-        if (zero && pflag) throw new UsageError("-z and -P cannot be specified at the same time");
+        if (zero && pflag) throw new UsageError("Only one of -z, -P, and -s can be specified at the same time");
         if (unmap && !zero) throw new UsageError("-u requires -z to be specified");
         if (noFallback && !zero) throw new UsageError("-n requires -z to be specified");
         long[] ol = offLen(cmd, g.operands());

@@ -76,4 +76,26 @@ public final class QemuIoFormat {
                 + cvtstr(perSecond(total, nanos)) + "/sec and "
                 + String.format(Locale.ROOT, "%.4f", perSecond(ops, nanos)) + " ops/sec)";
     }
+
+    /**
+     * The hex dump of {@code read -v} (dump_buffer): 16 bytes a line, "%08x:  " address, "%02x "
+     * per byte, a space, then the letters and digits (isalnum in the C locale) with '.' for the rest.
+     */
+    public static String dump(java.lang.foreign.MemorySegment buf, long offset, long len) {
+        StringBuilder sb = new StringBuilder();
+        for (long i = 0; i < len; i += 16) {
+            long n = Math.min(16, len - i);
+            sb.append(String.format(Locale.ROOT, "%08x:  ", offset + i));
+            for (long j = 0; j < n; j++) {
+                sb.append(String.format(Locale.ROOT, "%02x ", buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i + j) & 0xff));
+            }
+            sb.append(' ');
+            for (long j = 0; j < n; j++) {
+                int c = buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i + j) & 0xff;
+                sb.append((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char) c : '.');
+            }
+            sb.append('\n');
+        }
+        return sb.toString();
+    }
 }

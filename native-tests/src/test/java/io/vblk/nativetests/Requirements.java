@@ -21,4 +21,17 @@ public final class Requirements {
             Assumptions.assumeTrue(condition, why);
         }
     }
+
+    /** True when {@code program} is an executable on PATH (or an absolute path to one). */
+    public static boolean onPath(String program) {
+        if (program.startsWith("/")) {
+            return new java.io.File(program).canExecute();
+        }
+        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+            if (new java.io.File(dir, program).canExecute()) {
+                return true;
+            }
+        }
+        return false;
+    }
 }
