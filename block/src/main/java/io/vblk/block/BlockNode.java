@@ -62,6 +62,7 @@ public final class BlockNode {
     volatile DirtyBitmap[] dirtyBitmaps = new DirtyBitmap[0];   // copy-on-write array; replaced under this
     volatile WriteNotifier[] beforeWriteNotifiers = new WriteNotifier[0]; // copy-on-write array; replaced under this
     private volatile boolean closed;
+    private int refCount = 1;                                   // references (bdrv_ref/bdrv_unref); guarded by this
 
     /** A veto hook run before every write (QEMU's before_write_notifiers). Returns 0 or -errno. */
     public interface WriteNotifier {
@@ -83,7 +84,8 @@ public final class BlockNode {
             case "unmap" -> DetectZeroes.UNMAP;
             default -> throw new BlockException(Errno.EINVAL, "Invalid detect-zeroes value '" + dz + "'");
         };
-        String disc = opts.get("discard", "ignore");
+        // default unmap, as qemu-io and qemu-img open images (BDRV_O_UNMAP); -drive users pass discard=ignore
+        String disc = opts.get("discard", "unmap");
         this.discardUnmap = switch (disc) {
             case "unmap", "on" -> true;
             case "ignore", "off" -> false;
@@ -168,14 +170,14 @@ public final class BlockNode {
         }
         inheritInto(co, role);
         BlockNode n = open(co);
-        return attachChild(childName, role, n);
+        return adopt(childName, role, n);
     }
 
     /** Opens a child node from explicit options (backing files named in an image header). */
     public BlockChild openChild(String childName, BlockChild.Role role, BlockOptions childOptions) throws BlockException {
         BlockOptions co = childOptions.copy();
         inheritInto(co, role);
-        return attachChild(childName, role, open(co));
+        return adopt(childName, role, open(co));
     }
 
     private void inheritInto(BlockOptions co, BlockChild.Role role) {
@@ -187,11 +189,33 @@ public final class BlockNode {
         co.putIfAbsent("read-only", (readOnly || role == BlockChild.Role.BACKING) ? "on" : "off");
     }
 
-    /** Attaches an already open node as a child. */
+    /**
+     * Attaches an already open node as a child (bdrv_attach_child): the parent takes a reference
+     * of its own ({@link #ref()}), so the caller's reference stays valid after the parent closes;
+     * the caller still owns, and eventually closes, the reference it had.
+     */
     public BlockChild attachChild(String childName, BlockChild.Role role, BlockNode child) {
+        child.ref();
+        return adopt(childName, role, child);
+    }
+
+    /** Makes a node this node opened its child; the parent owns the node's only reference. */
+    private BlockChild adopt(String childName, BlockChild.Role role, BlockNode child) {
         BlockChild c = new BlockChild(childName, role, this, child);
         children.put(childName, c);
         return c;
+    }
+
+    /** Takes another reference (bdrv_ref); every reference is dropped with {@link #close()}. */
+    public synchronized void ref() {
+        if (closed) throw new IllegalStateException("ref of a closed node " + this);
+        refCount++;
+    }
+
+    /** Drops one reference; true when it was the last one and the node must really close. */
+    private synchronized boolean unrefIsLast() {
+        if (closed) return false;
+        return --refCount == 0;
     }
 
     /** Consumes a driver option during open (null if absent). */
@@ -345,11 +369,12 @@ public final class BlockNode {
     }
 
     /**
-     * Drains, flushes (unless read-only), closes the driver, then the children (bdrv_close). Must
-     * run in a coroutine or with drivers that never park. Returns the flush result.
+     * Drops a reference (bdrv_unref); the last one drains, flushes (unless read-only), closes the
+     * driver, then drops the references to the children (bdrv_close). Must run in a coroutine or
+     * with drivers that never park. Returns the flush result (0 if references remain).
      */
     public int close() {
-        if (closed) return 0;
+        if (!unrefIsLast()) return 0;
         drain();
         int ret = 0;
         if (!readOnly) {
@@ -364,9 +389,9 @@ public final class BlockNode {
         return ret;
     }
 
-    /** Closes without flushing (used when an open fails half way, and by crash simulations). */
+    /** Like {@link #close()} without the flush (an open that fails half way, crash simulations). */
     public void closeWithoutFlush() {
-        if (closed) return;
+        if (!unrefIsLast()) return;
         closed = true;
         try {
             driver.close();

@@ -5,11 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.vblk.block.drivers.MemoryDriver;
 import org.junit.jupiter.api.Test;
 
-/** bdrv_co_pdiscard: ignored without discard=unmap, split to the discard alignment and maximum. */
+/** bdrv_co_pdiscard: ignored with discard=ignore (the default is unmap, as in qemu-io), split to the discard alignment and maximum. */
 class DiscardTest extends BlockTestSupport {
     @Test
-    void ignoredUnlessUnmapIsAllowed() throws Exception {
-        BlockNode n = open("driver=memory,size=1M");
+    void ignoredWithDiscardIgnore() throws Exception {
+        BlockNode n = open("driver=memory,size=1M,discard=ignore");
         assertEquals(0, run(() -> n.pdiscard(0, 65536)));
         assertEquals(0, memory(n).discards());
     }
@@ -34,5 +34,8 @@ class DiscardTest extends BlockTestSupport {
         BlockNode n = open("driver=raw,discard=unmap,file.driver=memory,file.size=1M");
         assertEquals(0, run(() -> n.pdiscard(0, 4096)));
         assertEquals(1, memory(n).discards());
+        BlockNode i = open("driver=raw,discard=ignore,file.driver=memory,file.size=1M");
+        assertEquals(0, run(() -> i.pdiscard(0, 4096)));
+        assertEquals(0, memory(i).discards(), "the file child inherited discard=ignore");
     }
 }

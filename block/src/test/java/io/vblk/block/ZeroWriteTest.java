@@ -114,7 +114,7 @@ class ZeroWriteTest extends BlockTestSupport {
 
     @Test
     void mayUnmapNeedsDiscardUnmap() throws Exception {
-        BlockNode ignore = open("driver=memory,size=256K");
+        BlockNode ignore = open("driver=memory,size=256K,discard=ignore");
         BlockNode unmap = open("driver=memory,size=256K,discard=unmap");
         assertEquals(0, run(() -> ignore.pwriteZeroes(0, 4096, RequestFlags.MAY_UNMAP)));
         assertEquals(0, memory(ignore).lastZeroFlags() & RequestFlags.MAY_UNMAP);

@@ -10,6 +10,7 @@ import io.vblk.block.NativeBuffer;
 import io.vblk.block.NativeMemory;
 import io.vblk.block.RequestFlags;
 import io.vblk.qcow2.Qcow2Layout.ClusterType;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -235,6 +236,60 @@ final class Qcow2ClusterMap {
             if (ret < 0) return ret;
             return s.file.flush();
         }
+    }
+
+    /**
+     * qcow2_grow_l1_table: a larger L1 table (exactly {@code minSize} entries, or grown by 1.5x
+     * until large enough) is allocated, the refcount cache flushed, the table written and synced,
+     * then the header's l1_size and l1_table_offset (12 bytes at 36) switched with a synced write,
+     * then the old table freed.
+     */
+    int growL1(long minSize, boolean exact) {
+        if (minSize <= l1.length) return 0;
+        long newSize = minSize;
+        if (!exact) {
+            newSize = Math.max(l1.length, 1);
+            while (newSize < minSize) newSize = Math.ceilDiv(newSize * 3, 2);
+        }
+        if (newSize * 8 > QCOW_MAX_L1_SIZE) return -Errno.EFBIG;
+        long bytes = newSize * 8;
+        long clustersN = Math.ceilDiv(bytes, clusterSize);
+        s.file.event(BlkDebugEvent.L1_GROW_ALLOC_TABLE);
+        long newOff = s.refcount.allocClusters(clustersN);
+        if (newOff < 0) return (int) newOff;
+        int ret = s.refblockCache.flush();
+        long[] nl1 = Arrays.copyOf(l1, (int) newSize);
+        if (ret >= 0) ret = s.overlap.checkMetadataWrite(null, newOff, bytes);
+        if (ret >= 0) {
+            try (NativeBuffer b = NativeBuffer.allocate(clustersN * clusterSize, 4096)) {
+                b.fill(0, clustersN * clusterSize, (byte) 0);
+                for (int i = 0; i < newSize; i++) Qcow2Layout.putBE64(b.address() + i * 8L, nl1[i]);
+                s.file.event(BlkDebugEvent.L1_GROW_WRITE_TABLE);
+                ret = s.file.pwritev(newOff, bytes, IoVector.of(b.address(), bytes), 0, 0);
+                if (ret >= 0) ret = s.file.flush();
+            }
+        }
+        if (ret >= 0) {
+            try (NativeBuffer b = NativeBuffer.allocate(512, 512)) {
+                NativeMemory.putIntLE(b.address(), Integer.reverseBytes((int) newSize));
+                Qcow2Layout.putBE64(b.address() + 4, newOff);
+                s.file.event(BlkDebugEvent.L1_GROW_ACTIVATE_TABLE);
+                ret = s.file.pwritev(OFF_L1_SIZE, 12, IoVector.of(b.address(), 12), 0, 0);
+                if (ret >= 0) ret = s.file.flush();
+            }
+        }
+        if (ret < 0) {
+            s.refcount.free(newOff, clustersN * clusterSize);
+            return ret;
+        }
+        long oldOff = l1Offset;
+        long oldBytes = l1.length * 8L;
+        l1 = nl1;
+        l1Offset = newOff;
+        s.header.l1Size = (int) newSize;
+        s.header.l1TableOffset = newOff;
+        if (oldBytes > 0) s.refcount.free(oldOff, oldBytes);
+        return 0;
     }
 
     // ------------------------------------------------------------------ allocation for writes

@@ -87,10 +87,6 @@ public final class Qcow2Driver extends BlockDriver {
             if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) != 0) {
                 throw new BlockException(Errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write (run 'qemu-img check -r all')");
             }
-            if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
-                throw new BlockException(Errno.EACCES, "qcow2: Image is dirty (lazy refcounts); refcount repair is not implemented, "
-                        + "run 'qemu-img check -r all' first or open it read-only");
-            }
             String lazy = opts.remove("lazy-refcounts");
             boolean lz = lazy == null ? (header.compatibleFeatures & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0 : parseBool("lazy-refcounts", lazy);
             if (lz && header.version < 3) {
@@ -129,6 +125,11 @@ public final class Qcow2Driver extends BlockDriver {
             refcount.load(fileLength);
             clusters.loadL1(header.l1Size, fileLength);
             this.snapshots = Qcow2Snapshots.read(file, header, fileLength);
+            if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
+                // a dirty image (lazy refcounts, unclean shutdown) gets its refcounts rebuilt before use
+                warn("image is dirty; rebuilding the refcount structure");
+                Qcow2Repair.rebuild(this, fileLength);
+            }
             openBacking(node, opts);
             if (!readOnly && header.version >= 3 && header.autoclearFeatures != 0) {
                 // we maintain no bitmaps and know no other autoclear bit: clear them before any write
@@ -642,6 +643,33 @@ public final class Qcow2Driver extends BlockDriver {
     @Override
     public long getLength() {
         return header.size;
+    }
+
+    /**
+     * qcow2_co_truncate, growing only: the L1 table grows to exactly the new size (qcow2_grow_l1_table
+     * with exact_size), then the header's size field is rewritten synchronously. The new area reads
+     * as zeros (or backing data, as QEMU). Shrinking and preallocated growth are refused.
+     */
+    @Override
+    public int coTruncate(long offset, boolean exact, io.vblk.block.PreallocMode prealloc, int flags) {
+        if (broken) return -Errno.EIO;
+        if (prealloc != io.vblk.block.PreallocMode.OFF) return -Errno.ENOTSUP;
+        if ((offset & 511) != 0) return -Errno.EINVAL;
+        lock.lock();
+        try {
+            if (header.nbSnapshots != 0) return -Errno.ENOTSUP; // "Can't resize an image which has snapshots"
+            if (offset < header.size) return -Errno.ENOTSUP;
+            if (offset == header.size) return 0;
+            cleanSinceFlush = false;
+            int ret = clusters.growL1(Qcow2Header.l1SizeFor(offset, header.clusterBits), true);
+            if (ret < 0) return ret;
+            ret = writeBE64Sync(24, offset);
+            if (ret < 0) return ret;
+            header.size = offset;
+            return 0;
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override

@@ -68,7 +68,7 @@ class Qcow2DriverTest {
         try (TestImage t = new TestImage(fileSize)) {
             t.create(new Qcow2Creator.Options().size(size).clusterSize(clusterSize).refcountBits(refcountBits).version(version));
             assertClean(t, fileSize);
-            t.open("l2-cache-size=" + (2 * clusterSize));
+            t.open("discard=unmap,l2-cache-size=" + (2 * clusterSize));
             byte[] shadow = new byte[size];
             Random r = new Random(clusterSize * 31L + refcountBits + version);
             for (int op = 0; op < 300; op++) {
@@ -118,7 +118,9 @@ class Qcow2DriverTest {
                 int writers = 32;
                 int[] results = new int[writers];
                 java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(writers);
-                // each writer gets a disjoint 2 KiB piece of a few shared clusters
+                // each writer gets a disjoint 2 KiB piece of a few shared clusters; all are started
+                // on the context thread so each runs until its first (yielding) file request
+                java.util.List<Runnable> bodies = new java.util.ArrayList<>();
                 for (int w = 0; w < writers; w++) {
                     int wi = w;
                     long cl = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs);
@@ -130,11 +132,12 @@ class Qcow2DriverTest {
                     }
                     byte[] d = pattern(r, len);
                     System.arraycopy(d, 0, shadow, (int) off, len);
-                    t.ctx.spawn(() -> {
+                    bodies.add(() -> {
                         results[wi] = TestImage.write(q, off, d);
                         done.countDown();
                     });
                 }
+                t.ctx.runOnThread(() -> bodies.forEach(t.ctx::spawn));
                 assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS), "writers finished");
                 for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
             }
@@ -185,7 +188,7 @@ class Qcow2DriverTest {
             byte[] baseData = pattern(new Random(3), size / 2);
             t.run(() -> TestImage.write(base, 0, baseData));
             t.create(new Qcow2Creator.Options().size(size).clusterSize(cs).backing("base.raw", "raw"));
-            t.open("backing=null");
+            t.open("backing=null,discard=unmap");
             t.drv().attachBacking(base);
             byte[] shadow = new byte[size];
             System.arraycopy(baseData, 0, shadow, 0, baseData.length);
@@ -216,12 +219,57 @@ class Qcow2DriverTest {
             assertEquals(0, t.raw(72, 8)[7] & 1, "clean after open");
             assertEquals(0, t.run(() -> TestImage.write(t.q, 12345, new byte[777])));
             assertEquals(1, t.raw(72, 8)[7] & 1, "dirty after the first allocating write");
-            // a dirty image cannot be opened read/write without repair
-            BlockException e = assertThrows(BlockException.class, () -> BlockNode.open(BlockOptions.parse("driver=qcow2,file.driver=noderef,file.id=" + t.id)));
-            assertTrue(e.getMessage().contains("dirty"), e.getMessage());
             assertEquals(0, t.closeImage());
             assertEquals(0, t.raw(72, 8)[7] & 1, "clean close clears the dirty bit");
             assertClean(t, fileSize);
+        }
+    }
+
+    @Test
+    void dirtyImageIsRepairedWhenOpenedReadWrite() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 4096;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(8 << 20).clusterSize(cs).lazyRefcounts(true));
+            t.open("");
+            byte[] shadow = new byte[8 << 20];
+            Random r = new Random(12);
+            for (int i = 0; i < 60; i++) {
+                long off = r.nextInt(8 << 20 - 20000);
+                byte[] d = pattern(r, 1 + r.nextInt(20000));
+                assertEquals(0, t.run(() -> TestImage.write(t.q, off, d)));
+                System.arraycopy(d, 0, shadow, (int) off, d.length);
+            }
+            // crash after the L2 tables reached the disk but before the refcount blocks did
+            t.run(() -> {
+                Qcow2Driver d = t.drv();
+                d.lock.lock();
+                try {
+                    return d.l2Cache.write();
+                } finally {
+                    d.lock.unlock();
+                }
+            });
+            t.q.closeWithoutFlush();
+            t.q = null;
+            assertEquals(1, t.raw(72, 8)[7] & 1, "dirty after the crash");
+            assertFalse(ImageChecker.check(t.rawAddress(), fileSize).corruptions.isEmpty(), "refcounts are stale before the repair");
+            // read-only opens work without repair
+            t.open("read-only=on");
+            verifyAll(t, shadow);
+            t.closeImage();
+            assertEquals(1, t.raw(72, 8)[7] & 1);
+            // a read/write open rebuilds the refcounts
+            t.open("");
+            assertEquals(0, t.raw(72, 8)[7] & 1, "dirty bit cleared by the repair");
+            assertClean(t, fileSize);
+            verifyAll(t, shadow);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 5000, new byte[70000])));
+            Arrays.fill(shadow, 5000, 75000, (byte) 0);
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
+            assertTrue(c.corruptions.isEmpty(), c.toString());
         }
     }
 
@@ -278,6 +326,44 @@ class Qcow2DriverTest {
             assertTrue(h.refcountTableClusters > 1);
             t.open("");
             verifyAll(t, shadow);
+            t.closeImage();
+        }
+    }
+
+    @Test
+    void growingTheDiskGrowsL1ExactlyAndFreesTheOldTable() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 1024;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
+            t.open("");
+            assertEquals(128, t.drv().header.l1Size);
+            byte[] a = pattern(new Random(1), 5000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 1000, a)));
+            long oldL1 = t.drv().header.l1TableOffset;
+            assertEquals(0, t.run(() -> t.q.truncate(64L << 20, true, io.vblk.block.PreallocMode.OFF, 0)));
+            assertEquals(512, t.drv().header.l1Size, "exact growth");
+            assertNotEquals(oldL1, t.drv().header.l1TableOffset);
+            assertEquals(64L << 20, t.q.getLength());
+            byte[] b = pattern(new Random(2), 7000);
+            long far = (60L << 20) + 333;
+            assertEquals(0, t.run(() -> TestImage.write(t.q, far, b)));
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(64L << 20, h.size);
+            assertEquals(512, h.l1Size);
+            t.open("");
+            int[] r = new int[1];
+            byte[][] got = new byte[2][];
+            t.run(() -> {
+                got[0] = TestImage.read(t.q, 1000, a.length, r);
+                got[1] = TestImage.read(t.q, far, b.length, r);
+                return 0;
+            });
+            assertArrayEquals(a, got[0]);
+            assertArrayEquals(b, got[1]);
+            assertEquals(-Errno.ENOTSUP, t.run(() -> t.q.truncate(1L << 20, true, io.vblk.block.PreallocMode.OFF, 0)), "no shrinking");
             t.closeImage();
         }
     }

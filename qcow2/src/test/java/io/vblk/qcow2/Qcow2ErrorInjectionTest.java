@@ -35,7 +35,7 @@ class Qcow2ErrorInjectionTest {
         int cs = 512, size = 12 << 20;
         try (TestImage t = new TestImage(fileSize)) {
             t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
-            t.open("backing=null,file.inject-event=" + ev.optionName() + ",file.inject-errno=" + errno + ",l2-cache-size=1024");
+            t.open("backing=null,discard=unmap,file.inject-event=" + ev.optionName() + ",file.inject-errno=" + errno + ",l2-cache-size=1024");
             BlockNode base = BlockNode.open(io.vblk.block.BlockOptions.parse("driver=memory,size=" + (size / 2)));
             byte[] baseData = Qcow2DriverTest.pattern(new Random(99), size / 2);
             t.run(() -> TestImage.write(base, 0, baseData));
@@ -99,7 +99,10 @@ class Qcow2ErrorInjectionTest {
             ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
             assertTrue(c.corruptions.isEmpty(), ev + ": " + c);
             t.open("backing=null");
-            t.drv().attachBacking(base);
+            // closing the first qcow2 node closed its backing child: attach a new one with the same data
+            BlockNode base2 = BlockNode.open(io.vblk.block.BlockOptions.parse("driver=memory,size=" + (size / 2)));
+            t.run(() -> TestImage.write(base2, 0, baseData));
+            t.drv().attachBacking(base2);
             int[] rr = new int[1];
             byte[][] got = new byte[1][];
             t.run(() -> {
@@ -110,6 +113,40 @@ class Qcow2ErrorInjectionTest {
             for (int i = 0; i < size; i++) {
                 if (!unknown[i] && got[0][i] != shadow[i]) fail(ev + ": data lost at " + i);
             }
+            t.closeImage();
+        }
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"l1_grow_alloc_table,5", "l1_grow_write_table,5", "l1_grow_activate_table,5",
+            "l1_grow_alloc_table,28", "l1_grow_write_table,28", "l1_grow_activate_table,28"})
+    void failL1GrowthOnce(String ev, int errno) throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 1024;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
+            t.open("file.inject-event=" + ev + ",file.inject-errno=" + errno);
+            byte[] a = Qcow2DriverTest.pattern(new Random(1), 50000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 12345, a)));
+            int r1 = t.run(() -> t.q.truncate(64L << 20, true, io.vblk.block.PreallocMode.OFF, 0));
+            assertEquals(-errno, r1, "the injected error is reported");
+            assertEquals(16L << 20, t.q.getLength(), "size unchanged after the failure");
+            assertEquals(0, t.run(() -> t.q.truncate(64L << 20, true, io.vblk.block.PreallocMode.OFF, 0)));
+            byte[] b = Qcow2DriverTest.pattern(new Random(2), 9000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 50L << 20, b)));
+            assertEquals(0, t.closeImage());
+            ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
+            assertTrue(c.corruptions.isEmpty(), c.toString());
+            t.open("");
+            int[] rr = new int[1];
+            byte[][] got = new byte[2][];
+            t.run(() -> {
+                got[0] = TestImage.read(t.q, 12345, a.length, rr);
+                got[1] = TestImage.read(t.q, 50L << 20, b.length, rr);
+                return 0;
+            });
+            assertArrayEquals(a, got[0]);
+            assertArrayEquals(b, got[1]);
             t.closeImage();
         }
     }

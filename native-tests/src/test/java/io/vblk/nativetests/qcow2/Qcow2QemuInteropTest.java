@@ -232,7 +232,7 @@ class Qcow2QemuInteropTest {
         try (ImageFiles f = new ImageFiles()) {
             BlockNode baseNode = f.openQcow2(f.load(base, 0), "read-only=on");
             BlockNode mem = f.load(top, 3L * size);
-            BlockNode q = f.openQcow2(mem, "backing=null");
+            BlockNode q = f.openQcow2(mem, "backing=null,discard=unmap");
             ((Qcow2Driver) q.driver()).attachBacking(baseNode);
             assertArrayEquals(shadow, f.read(q, 0, size), "overlay over base reads the chain");
             Random r = new Random(9);
@@ -253,6 +253,58 @@ class Qcow2QemuInteropTest {
     }
 
     @Test
+    void dirtyLazyRefcountImageKilledInQemuIoIsRepairedByVblkOpen() throws Exception {
+        Path img = dir.resolve("lazy.qcow2");
+        int size = 8 << 20;
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", img.toString(), String.valueOf(size));
+        ImageFiles.Result killed = run("qemu-io", "-c", "write -P 0x33 0 1M", "-c", "write -P 0x44 3M 512k", "-c", "sigraise 9", img.toString());
+        assertNotEquals(0, killed.exit());
+        ImageFiles.Result before = run("qemu-img", "check", img.toString());
+        assertEquals(2, before.exit(), "killed lazy-refcount image has refcount errors:\n" + before.out());
+        byte[] shadow = new byte[size];
+        Arrays.fill(shadow, 0, 1 << 20, (byte) 0x33);
+        Arrays.fill(shadow, 3 << 20, (3 << 20) + (512 << 10), (byte) 0x44);
+        long len = Files.size(img);
+        try (ImageFiles f = new ImageFiles()) {
+            BlockNode mem = f.load(img, 3L * size);
+            BlockNode q = f.openQcow2(mem, "");
+            assertArrayEquals(shadow, f.read(q, 0, size));
+            byte[] d = rnd(new Random(5), 200_000);
+            assertEquals(0, f.write(q, 900_000, d));
+            System.arraycopy(d, 0, shadow, 900_000, d.length);
+            assertEquals(0, f.close(q));
+            ImageFiles.store(mem, img, len);
+        }
+        checkAndCompare(img, shadow);
+        ImageFiles.Result info = run("qemu-img", "info", "--output=json", img.toString());
+        assertTrue(info.out().contains("\"dirty-flag\": false") || !info.out().contains("dirty-flag"), info.out());
+    }
+
+    @Test
+    void resizeByVblkGrowsL1AndQemuAgrees() throws Exception {
+        Path img = dir.resolve("grow.qcow2");
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=1024", img.toString(), "16M");
+        ok("qemu-io", "-c", "write -P 0x71 1M 100k", img.toString());
+        int size = 64 << 20;
+        byte[] shadow = new byte[size];
+        Arrays.fill(shadow, 1 << 20, (1 << 20) + 100 * 1024, (byte) 0x71);
+        long len = Files.size(img);
+        try (ImageFiles f = new ImageFiles()) {
+            BlockNode mem = f.load(img, 16L << 20);
+            BlockNode q = f.openQcow2(mem, "");
+            assertEquals(0, f.ctx.run(() -> q.truncate(size, true, PreallocMode.OFF, 0)));
+            byte[] d = rnd(new Random(3), 300_000);
+            assertEquals(0, f.write(q, 50L << 20, d));
+            System.arraycopy(d, 0, shadow, 50 << 20, d.length);
+            assertEquals(0, f.close(q));
+            ImageFiles.store(mem, img, len);
+        }
+        ImageFiles.Result info = run("qemu-img", "info", "--output=json", img.toString());
+        assertTrue(info.out().contains("\"virtual-size\": " + size), info.out());
+        checkAndCompare(img, shadow);
+    }
+
+    @Test
     void internalSnapshotIsRespected() throws Exception {
         Path img = dir.resolve("snap.qcow2");
         int size = 4 << 20;
@@ -265,7 +317,7 @@ class Qcow2QemuInteropTest {
         long len = Files.size(img);
         try (ImageFiles f = new ImageFiles()) {
             BlockNode mem = f.load(img, 4L * size);
-            BlockNode q = f.openQcow2(mem, "");
+            BlockNode q = f.openQcow2(mem, "discard=unmap");
             Random r = new Random(11);
             for (int i = 0; i < 30; i++) {
                 long off = r.nextInt(size - 100_000);

@@ -1,0 +1,191 @@
+package io.vblk.cli;
+
+import io.vblk.aio.IoThreads;
+import io.vblk.block.AioContext;
+import io.vblk.block.BlockDrivers;
+import io.vblk.block.BlockException;
+import io.vblk.block.BlockNode;
+import io.vblk.block.BlockOptions;
+import io.vblk.block.CacheMode;
+import io.vblk.block.Errno;
+import io.vblk.virtio.blk.VirtioBlkConfig;
+import io.vblk.virtio.blk.VirtioBlkDevice;
+import io.vblk.virtio.vhost.VhostUserBlkBackend;
+import io.vblk.virtio.vhost.VhostUserServer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
+import java.util.concurrent.CountDownLatch;
+import java.util.function.Consumer;
+
+/**
+ * {@code vblk serve}: a vhost-user-blk backend process, like {@code qemu-storage-daemon --export
+ * type=vhost-user-blk}. Opens the image, builds a virtio-blk device on one I/O thread and serves
+ * one front-end at a time on a unix socket until SIGTERM or SIGINT, then stops the rings (draining
+ * requests in flight), flushes, closes the image and removes the socket.
+ */
+public final class ServeCommand {
+    private ServeCommand() {}
+
+    static final String USAGE = """
+            usage: vblk serve [-f fmt] --socket PATH [--num-queues N] [--read-only] [--serial S]
+                              [--logical-block-size N] [-t cache] FILE
+            Serves FILE as a vhost-user-blk device on the unix socket PATH (exits on SIGTERM/SIGINT).
+              -f fmt                  raw or qcow2 (default: probe the file)
+              -t cache                none, writeback (default), writethrough, directsync, unsafe
+              --num-queues N          request queues (default 1)
+              --read-only             export read-only
+              --serial S              serial number reported to the guest (at most 20 bytes)
+              --logical-block-size N  512 (default) or 4096""";
+
+    /** Entry point for running the backend without the CLI dispatcher (tests start it as a process). */
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        String socket = null, fmt = null, cache = "writeback", serial = "vblk", file = null;
+        int queues = 1, lbs = 512;
+        boolean ro = false;
+        try {
+            for (int i = 0; i < args.length; i++) {
+                String a = args[i];
+                switch (a) {
+                    case "-h", "--help" -> { out.println(USAGE); return 0; }
+                    case "--socket" -> socket = value(args, ++i, a);
+                    case "--num-queues" -> queues = Integer.parseInt(value(args, ++i, a));
+                    case "--read-only" -> ro = true;
+                    case "--serial" -> serial = value(args, ++i, a);
+                    case "--logical-block-size" -> lbs = Integer.parseInt(value(args, ++i, a));
+                    case "-f" -> fmt = value(args, ++i, a);
+                    case "-t" -> cache = value(args, ++i, a);
+                    default -> {
+                        if (a.startsWith("--socket=")) socket = a.substring(9);
+                        else if (a.startsWith("--num-queues=")) queues = Integer.parseInt(a.substring(13));
+                        else if (a.startsWith("--serial=")) serial = a.substring(9);
+                        else if (a.startsWith("--logical-block-size=")) lbs = Integer.parseInt(a.substring(21));
+                        else if (a.startsWith("-") || file != null) throw new IllegalArgumentException("unexpected argument '" + a + "'");
+                        else file = a;
+                    }
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            err.println("vblk serve: " + e.getMessage());
+            err.println(USAGE);
+            return 1;
+        }
+        if (socket == null || file == null) {
+            err.println("vblk serve: " + (socket == null ? "--socket is required" : "FILE is required"));
+            err.println(USAGE);
+            return 1;
+        }
+        if (queues < 1 || queues > 64) { err.println("vblk serve: --num-queues must be 1..64"); return 1; }
+        if (lbs != 512 && lbs != 4096) { err.println("vblk serve: --logical-block-size must be 512 or 4096"); return 1; }
+        if (serial.length() > 20) { err.println("vblk serve: --serial is longer than 20 bytes"); return 1; }
+        try {
+            return serve(Path.of(socket), Path.of(file), fmt, cache, queues, ro, serial, lbs, err);
+        } catch (Exception e) {
+            err.println("vblk serve: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    private static String value(String[] args, int i, String opt) {
+        if (i >= args.length) throw new IllegalArgumentException("option " + opt + " needs a value");
+        return args[i];
+    }
+
+    static String probe(Path file) throws IOException {
+        byte[] m = new byte[4];
+        try (InputStream in = Files.newInputStream(file)) {
+            int n = in.readNBytes(m, 0, 4);
+            return n == 4 && m[0] == 'Q' && m[1] == 'F' && m[2] == 'I' && (m[3] & 0xff) == 0xfb ? "qcow2" : "raw";
+        }
+    }
+
+    private static int serve(Path socket, Path file, String fmt, String cacheName, int queues, boolean ro, String serial, int lbs,
+                             PrintStream err) throws Exception {
+        DateTimeFormatter tf = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
+        Consumer<String> log = s -> err.println(LocalTime.now().format(tf) + " " + s);
+        if (!Files.exists(file)) throw new IOException("Could not open '" + file + "': No such file or directory");
+        if (fmt == null) fmt = probe(file);
+        if (!fmt.equals("raw") && !fmt.equals("qcow2")) throw new BlockException(Errno.EINVAL, "unknown format '" + fmt + "'");
+        if (fmt.equals("qcow2") && !BlockDrivers.has("qcow2")) throw new BlockException(Errno.ENOTSUP, "the qcow2 driver is not in this build");
+        removeStaleSocket(socket);
+        CacheMode cache = CacheMode.parse(cacheName);
+        String aio = cache.direct ? "native" : "threads";
+        String common = ",cache.direct=" + (cache.direct ? "on" : "off") + ",cache.no-flush=" + (cache.noFlush ? "on" : "off")
+                + ",write-cache=" + (cache.writeback ? "on" : "off") + ",read-only=" + (ro ? "on" : "off");
+        String opts = fmt.equals("raw")
+                ? "driver=file,filename=" + file + ",aio=" + aio + common
+                : "driver=qcow2,file.driver=file,file.filename=" + file + ",file.aio=" + aio + common;
+
+        AioContext ctx = IoThreads.start("vblk-serve-io");
+        BlockNode node = null;
+        VhostUserServer server = null;
+        VirtioBlkDevice dev = null;
+        CountDownLatch stop = new CountDownLatch(1);
+        try {
+            node = ImageOpener.openOn(ctx, BlockOptions.parse(opts));   // drivers attach per-thread state
+            VirtioBlkConfig cfg = new VirtioBlkConfig().numQueues(queues).serial(serial).readOnly(ro);
+            cfg.logicalBlockSize = lbs;
+            cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);
+            dev = new VirtioBlkDevice(node, cfg, new AioContext[] {ctx});
+            log.accept("vblk serve: " + file + " (" + fmt + ", " + node.getLength() + " bytes, cache " + cacheName
+                    + (ro ? ", read-only" : "") + ", " + queues + " queue" + (queues > 1 ? "s" : "") + ")");
+            installSignals(stop, log);
+            server = VhostUserServer.start(socket, new VhostUserBlkBackend(dev, log), log);
+            stop.await();
+            log.accept("vblk serve: shutting down");
+            return 0;
+        } finally {
+            if (server != null) server.close();      // stops rings (drains), removes the socket
+            if (dev != null) dev.reset();
+            int rc = 0;
+            if (node != null) {
+                BlockNode n = node;
+                if (!n.isReadOnly()) {
+                    rc = ctx.run(n::flush);
+                    if (rc < 0) log.accept("vblk serve: flush failed: " + Errno.describe(-rc));
+                }
+                int c = ctx.run(n::close);
+                if (c < 0) log.accept("vblk serve: closing the image failed: " + Errno.describe(-c));
+            }
+            ctx.close();
+            log.accept("vblk serve: image closed");
+        }
+    }
+
+    /**
+     * A socket file left by a backend that was killed (no one listening: ECONNREFUSED) is removed,
+     * so a restarted backend can take over the path QEMU reconnects to; a live one is an error.
+     */
+    static void removeStaleSocket(Path socket) throws IOException {
+        if (!Files.exists(socket, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        try {
+            io.vblk.virtio.vhost.UnixSocket.connect(socket).close();
+            throw new IOException("socket " + socket + " is in use by another backend");
+        } catch (BlockException e) {
+            if (e.errno() != Errno.ECONNREFUSED) throw new IOException("socket path " + socket + " exists and is not a stale socket: " + e.getMessage());
+            Files.delete(socket);
+        }
+    }
+
+    @SuppressWarnings("removal")
+    private static void installSignals(CountDownLatch stop, Consumer<String> log) {
+        for (String name : new String[] {"TERM", "INT"}) {
+            try {
+                sun.misc.Signal.handle(new sun.misc.Signal(name), s -> {
+                    log.accept("vblk serve: SIG" + s.getName() + " received");
+                    stop.countDown();
+                });
+            } catch (IllegalArgumentException e) {
+                log.accept("vblk serve: cannot handle SIG" + name + ": " + e.getMessage());
+            }
+        }
+    }
+}

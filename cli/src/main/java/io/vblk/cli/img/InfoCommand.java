@@ -1,0 +1,187 @@
+package io.vblk.cli.img;
+
+import static io.vblk.qcow2.Qcow2Constants.*;
+
+import io.vblk.block.AioContext;
+import io.vblk.block.BlockException;
+import io.vblk.block.BlockNode;
+import io.vblk.cli.img.ImgSupport.Args;
+import io.vblk.cli.img.ImgSupport.UsageException;
+import io.vblk.qcow2.Qcow2Header;
+import io.vblk.qcow2.check.CheckFile;
+import io.vblk.qcow2.check.Qcow2Check;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code vblk info [-f fmt] [--output=human|json] FILE}: qemu-img info (bdrv_image_info_dump and
+ * the ImageInfo JSON) for raw and qcow2 images: format, virtual size, disk size (st_blocks),
+ * cluster size, backing file and format, and qcow2's format-specific fields (compat, compression
+ * type, lazy refcounts, refcount bits, corrupt, extended l2) and dirty flag. Reads the header
+ * only, so it works on corrupt and dirty images too. Exit 0, or 1 with one error line.
+ */
+public final class InfoCommand {
+    private InfoCommand() {}
+
+    static final String USAGE = "usage: vblk info [-f fmt] [--output=human|json] FILE";
+
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        Args a;
+        boolean json;
+        try {
+            a = ImgSupport.parse(args, "f", "hqU", Set.of("output", "object", "cache"), Set.of("help", "force-share", "image-opts"));
+            if (a.has("-h") || a.has("--help")) {
+                out.println(USAGE);
+                return 0;
+            }
+            json = ImgSupport.jsonOutput(a);
+            if (a.positional.size() != 1) throw new UsageException("Expecting one image file name");
+        } catch (UsageException e) {
+            err.println("vblk: " + e.getMessage());
+            err.println(USAGE);
+            return 1;
+        }
+        String filename = a.positional.get(0);
+        if (!Files.exists(Path.of(filename))) {
+            err.println("vblk: Could not open '" + filename + "': Could not open '" + filename + "': No such file or directory");
+            return 1;
+        }
+        String fmt = a.get("-f");
+        try {
+            if (fmt == null) fmt = ImgSupport.probe(Path.of(filename));
+        } catch (IOException e) {
+            err.println("vblk: Could not open '" + filename + "': " + e.getMessage());
+            return 1;
+        }
+        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
+            err.println("vblk: Unknown file format '" + fmt + "'");
+            return 1;
+        }
+        AioContext ctx = ImgSupport.startContext();
+        BlockNode node = null;
+        try {
+            node = ImgSupport.openFile(filename, false);
+            BlockNode n = node;
+            long length = lengthOf(ctx, n);
+            Qcow2Header h = null;
+            if (fmt.equals("qcow2")) {
+                Qcow2Header[] hh = {null};
+                String[] error = {null};
+                ctx.run(() -> {
+                    CheckFile f = CheckFile.of(n);
+                    try {
+                        hh[0] = Qcow2Check.readHeader(f);
+                    } catch (BlockException e) {
+                        error[0] = e.getMessage();
+                    } finally {
+                        f.close();
+                    }
+                    return 0;
+                });
+                if (error[0] != null) {
+                    err.println("vblk: Could not open '" + filename + "': " + error[0]);
+                    return 1;
+                }
+                h = hh[0];
+            }
+            long actual = ImgSupport.allocatedSize(filename);
+            Map<String, Object> info = info(filename, fmt, length, actual, h);
+            if (json) {
+                out.println(QemuJson.pretty(info));
+            } else {
+                printHuman(info, h, out);
+            }
+            return 0;
+        } catch (BlockException e) {
+            err.println("vblk: Could not open '" + filename + "': " + e.getMessage());
+            return 1;
+        } finally {
+            ImgSupport.close(ctx, node);
+            ctx.close();
+        }
+    }
+
+    private static long lengthOf(AioContext ctx, BlockNode n) {
+        long[] len = {0};
+        ctx.run(() -> {
+            len[0] = n.getLength();
+            return 0;
+        });
+        return len[0];
+    }
+
+    /** The ImageInfo members qemu-img prints, insertion ordered as QEMU builds them. */
+    static Map<String, Object> info(String filename, String fmt, long fileLength, long actual, Qcow2Header h) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("filename", filename);
+        m.put("format", fmt);
+        m.put("dirty-flag", h != null && (h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0);
+        if (actual >= 0) m.put("actual-size", actual);
+        m.put("virtual-size", h != null ? h.size : fileLength);
+        if (h != null) {
+            m.put("cluster-size", (long) h.clusterSize());
+            if (h.backingFile != null) {
+                m.put("backing-filename", h.backingFile);
+                m.put("full-backing-filename", fullBackingName(filename, h.backingFile));
+                if (h.backingFormat != null) m.put("backing-filename-format", h.backingFormat);
+            }
+            Map<String, Object> data = new LinkedHashMap<>();
+            if (h.version == 2) {
+                data.put("compat", "0.10");
+                data.put("compression-type", h.compressionType() == 0 ? "zlib" : "zstd");
+                data.put("refcount-bits", (long) h.refcountBits());
+            } else {
+                data.put("compat", "1.1");
+                data.put("compression-type", h.compressionType() == 0 ? "zlib" : "zstd");
+                data.put("lazy-refcounts", (h.compatibleFeatures & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
+                data.put("refcount-bits", (long) h.refcountBits());
+                data.put("corrupt", (h.incompatibleFeatures & QCOW2_INCOMPAT_CORRUPT) != 0);
+                data.put("extended-l2", (h.incompatibleFeatures & QCOW2_INCOMPAT_EXTL2) != 0);
+            }
+            Map<String, Object> spec = new LinkedHashMap<>();
+            spec.put("type", "qcow2");
+            spec.put("data", data);
+            m.put("format-specific", spec);
+        }
+        return m;
+    }
+
+    /** bdrv_get_full_backing_filename: a relative name is relative to the image's directory. */
+    static String fullBackingName(String image, String backing) {
+        if (backing.startsWith("/") || backing.contains("://")) return backing;
+        int slash = image.lastIndexOf('/');
+        return slash < 0 ? backing : image.substring(0, slash + 1) + backing;
+    }
+
+    /** bdrv_image_info_dump. */
+    @SuppressWarnings("unchecked")
+    static void printHuman(Map<String, Object> m, Qcow2Header h, PrintStream out) {
+        long vsize = (Long) m.get("virtual-size");
+        out.println("image: " + m.get("filename"));
+        out.println("file format: " + m.get("format"));
+        out.println("virtual size: " + ImgSupport.sizeToStr(vsize) + " (" + vsize + " bytes)");
+        Object actual = m.get("actual-size");
+        out.println("disk size: " + (actual == null ? "unavailable" : ImgSupport.sizeToStr((Long) actual)));
+        if (m.containsKey("cluster-size")) out.println("cluster_size: " + m.get("cluster-size"));
+        if (Boolean.TRUE.equals(m.get("dirty-flag"))) out.println("cleanly shut down: no");
+        if (m.containsKey("backing-filename")) {
+            String b = (String) m.get("backing-filename");
+            String full = (String) m.get("full-backing-filename");
+            out.println("backing file: " + b + (full.equals(b) ? "" : " (actual path: " + full + ")"));
+            if (m.containsKey("backing-filename-format")) out.println("backing file format: " + m.get("backing-filename-format"));
+        }
+        Map<String, Object> spec = (Map<String, Object>) m.get("format-specific");
+        if (spec != null) {
+            out.println("Format specific information:");
+            Map<String, Object> data = (Map<String, Object>) spec.get("data");
+            for (Map.Entry<String, Object> e : data.entrySet()) {
+                out.println("    " + e.getKey().replace('-', ' ') + ": " + e.getValue());
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+package io.vblk.nativetests.vhost;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.vblk.nativetests.Requirements;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real Linux guest (Debian cloud kernel, busybox initramfs, QEMU TCG) on vhost-user-blk-pci:
+ * first against qemu-storage-daemon (the reference, proving the harness), then against
+ * {@code vblk serve}. Each run requires the guest's PASS line, a clean backend exit on SIGTERM,
+ * {@code qemu-img compare} with an image built by qemu-io, and {@code qemu-img check} for qcow2.
+ */
+class VhostUserBlkGuestTest {
+    static Path kernel, modules;
+
+    @BeforeAll
+    static void peers() throws Exception {
+        for (String b : new String[] {"qemu-system-x86_64", "qemu-storage-daemon", "qemu-img", "qemu-io", "apt-get", "dpkg"}) {
+            Requirements.require(QemuGuest.have(b), b + " is not installed");
+        }
+        Requirements.require(Files.isExecutable(Path.of("/bin/busybox")), "/bin/busybox (busybox-static) is not installed");
+        Path[] k = QemuGuest.kernel();
+        kernel = k[0];
+        modules = k[1];
+    }
+
+    Process qsd(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-storage-daemon",
+                "--blockdev", "driver=file,node-name=file,filename=" + image + ",cache.direct=off"));
+        String node = "file";
+        if (fmt.equals("qcow2")) {
+            cmd.addAll(List.of("--blockdev", "driver=qcow2,node-name=disk,file=file"));
+            node = "disk";
+        }
+        cmd.addAll(List.of("--export", "type=vhost-user-blk,id=exp,node-name=" + node + ",addr.type=unix,addr.path=" + socket
+                + ",writable=on,num-queues=" + queues));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        return vblkServe(image, fmt, socket, queues, log, "writeback");
+    }
+
+    /** With cache writethrough the guest starts in "write through" and switches to write back through SET_CONFIG (T6). */
+    Process vblkServeWritethrough(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
+        return vblkServe(image, fmt, socket, queues, log, "writethrough");
+    }
+
+    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log, String cache) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "io.vblk.cli.ServeCommand", "-f", fmt, "-t", cache, "--socket", socket.toString(), "--num-queues", String.valueOf(queues),
+                image.toString());
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    interface Backend { Process start(Path image, String fmt, Path socket, int queues, Path log) throws IOException; }
+
+    void runGuest(Path dir, String name, Backend backend, String fmt, int queues) throws Exception {
+        Path initrd = QemuGuest.initramfs(dir, modules);
+        Path image = dir.resolve("disk." + fmt), expected = dir.resolve("expected.raw"), socket = dir.resolve("vhost.sock");
+        QemuGuest.run(List.of("qemu-img", "create", "-f", fmt, image.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", expected.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.expectedImage(expected, "raw", dir.resolve("initramfs/pattern.bin"));
+        Path blog = dir.resolve("backend.log");
+        Process b = backend.start(image, fmt, socket, queues, blog);
+        String console;
+        try {
+            QemuGuest.waitForSocket(socket, b, 30);
+            console = QemuGuest.boot(kernel, initrd, socket, queues, 120, dir.resolve("console.log"));
+        } finally {
+            b.destroy();   // SIGTERM
+            if (!b.waitFor(30, TimeUnit.SECONDS)) {
+                b.destroyForcibly();
+                fail(name + ": backend did not exit within 30 s of SIGTERM; log:\n" + Files.readString(blog));
+            }
+        }
+        String blogText = Files.readString(blog);
+        assertTrue(console.contains("E2E-RESULT: PASS"), name + ": guest did not pass. console:\n" + console + "\nbackend log:\n" + blogText);
+        assertEquals(0, b.exitValue(), name + ": backend exit status after SIGTERM; log:\n" + blogText);
+        assertFalse(Files.exists(socket), name + ": socket removed on exit");
+        QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", fmt, expected.toString(), image.toString()), 60);
+        if (fmt.equals("qcow2")) QemuGuest.run(List.of("qemu-img", "check", image.toString()), 60);
+        System.out.println(name + ": PASS " + console.lines().filter(l -> l.contains("E2E")).toList() + "\n--- backend log ---\n" + blogText);
+    }
+
+    @Test
+    void referenceQemuStorageDaemonRaw(@TempDir Path dir) throws Exception {
+        runGuest(dir, "qsd raw 1q", this::qsd, "raw", 1);
+    }
+
+    @Test
+    void vblkServeRawOneQueue(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk raw 1q", this::vblkServe, "raw", 1);
+    }
+
+    @Test
+    void vblkServeRawTwoQueues(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk raw 2q writethrough", this::vblkServeWritethrough, "raw", 2);
+    }
+
+    @Test
+    void referenceQemuStorageDaemonQcow2(@TempDir Path dir) throws Exception {
+        runGuest(dir, "qsd qcow2 1q", this::qsd, "qcow2", 1);
+    }
+
+    @Test
+    void vblkServeQcow2OneQueue(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk qcow2 1q", this::vblkServe, "qcow2", 1);
+    }
+
+    @Test
+    void vblkServeQcow2TwoQueues(@TempDir Path dir) throws Exception {
+        runGuest(dir, "vblk qcow2 2q writethrough", this::vblkServeWritethrough, "qcow2", 2);
+    }
+
+    /**
+     * Reconnect: SIGKILL the backend while the guest's T4 writers run, start a new backend on the
+     * same socket, and require that QEMU (reconnect=1) resumes and the guest passes with correct data.
+     */
+    @Test
+    @org.junit.jupiter.api.Disabled("fails today (guest T4 writes get I/O errors after the reconnect): VirtioBlkDevice has no "
+            + "inflight hooks yet, so requests in flight at the kill are not resubmitted from the inflight region; see docs/vhost-user.md")
+    void vblkServeReconnectAfterKill(@TempDir Path dir) throws Exception {
+        Path initrd = QemuGuest.initramfs(dir, modules);
+        Path image = dir.resolve("disk.raw"), expected = dir.resolve("expected.raw"), socket = dir.resolve("vhost.sock");
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", image.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.run(List.of("qemu-img", "create", "-f", "raw", expected.toString(), String.valueOf(QemuGuest.DISK)), 30);
+        QemuGuest.expectedImage(expected, "raw", dir.resolve("initramfs/pattern.bin"));
+        Path console = dir.resolve("console.log");
+        Process b1 = vblkServe(image, "raw", socket, 1, dir.resolve("backend1.log"));
+        Process b2 = null;
+        Process q = null;
+        try {
+            QemuGuest.waitForSocket(socket, b1, 30);
+            q = QemuGuest.start(kernel, initrd, socket, 1, console, true);
+            long end = System.nanoTime() + 90_000_000_000L;
+            while (!Files.readString(console).contains("E2E-T4-BEGIN")) {
+                assertTrue(System.nanoTime() < end && q.isAlive(), "guest never reached T4: " + Files.readString(console));
+                Thread.sleep(20);
+            }
+            Thread.sleep(300);
+            b1.destroyForcibly().waitFor();   // SIGKILL in the middle of guest I/O
+            b2 = vblkServe(image, "raw", socket, 1, dir.resolve("backend2.log"));
+            String out = QemuGuest.finish(q, 120, console);
+            assertTrue(out.contains("E2E-RESULT: PASS"), "guest after reconnect:\n" + out + "\nbackend2:\n" + Files.readString(dir.resolve("backend2.log")));
+        } finally {
+            if (q != null) q.destroyForcibly();
+            if (b1.isAlive()) b1.destroyForcibly();
+            if (b2 != null) {
+                b2.destroy();
+                assertTrue(b2.waitFor(30, TimeUnit.SECONDS), "second backend exits on SIGTERM");
+            }
+        }
+        QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", "raw", expected.toString(), image.toString()), 60);
+    }
+}
