@@ -42,6 +42,7 @@ public final class Coroutine {
     Runnable task;                 // context thread only
     private Coroutine caller;      // the coroutine that entered this one (nesting), context thread only
     final Runnable enterTask = this::enter; // pre-built so that a wake allocates nothing
+    private final Runnable wakeTask = this::wake;   // likewise for yieldNow
 
     interface Backend {
         /** Runs (or resumes) the coroutine until it parks or its task ends. Context thread only. */
@@ -144,7 +145,7 @@ public final class Coroutine {
         if (co == null) {
             return;
         }
-        co.ctx.execute(co::wake);
+        co.ctx.execute(co.wakeTask);
         park();
     }
 
