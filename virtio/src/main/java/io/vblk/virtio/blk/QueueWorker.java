@@ -47,6 +47,7 @@ final class QueueWorker {
     int inFlight;
     private Runnable drained;
     private final Runnable notifyTask;
+    private boolean notifyScheduled;      // notifyTask is deferred to the end of the current section
     private final Runnable processTask = this::process;
     private final AtomicBoolean kickPending = new AtomicBoolean(); // any thread
 
@@ -59,6 +60,7 @@ final class QueueWorker {
         this.ctx = ctx;
         this.node = node;
         this.notifyTask = () -> {
+            notifyScheduled = false;
             try {
                 if (vq.notifyIfNeeded()) interrupts++;
             } catch (Throwable t) {
@@ -160,7 +162,7 @@ final class QueueWorker {
             dev.droppedChains++;
             vq.push(r.chain.head(), 0);
             pool.push(r);
-            ctx.defer(notifyTask);
+            scheduleNotify();
             return true;
         }
         pool.push(r);
@@ -430,8 +432,16 @@ final class QueueWorker {
         inFlight--;
         r.clear();
         pool.push(r);
-        ctx.defer(notifyTask);
+        scheduleNotify();
         checkDrained();
+    }
+
+    /** One interrupt decision per deferred-call section, however many requests complete in it. */
+    private void scheduleNotify() {
+        if (!notifyScheduled) {
+            notifyScheduled = true;
+            ctx.defer(notifyTask);
+        }
     }
 
     private void checkDrained() {

@@ -70,6 +70,7 @@ public final class GuestQueue {
         NativeMemory.fill(used, usedRingSize(size), (byte) 0);
         nfree = 0;
         for (int i = size - 1; i >= 0; i--) free[nfree++] = i;
+        java.util.Arrays.fill(chainLen, 0);
         availIdx = kickedAt = lastUsed = outstanding = 0;
         irq.drainPermits();
     }
