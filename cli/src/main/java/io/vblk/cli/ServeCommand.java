@@ -166,6 +166,8 @@ public final class ServeCommand {
      */
     static void removeStaleSocket(Path socket) throws IOException {
         if (!Files.exists(socket, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        int mode = (Integer) Files.getAttribute(socket, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        if ((mode & 0170000) != 0140000) throw new IOException("socket path " + socket + " exists and is not a socket");
         try {
             io.vblk.virtio.vhost.UnixSocket.connect(socket).close();
             throw new IOException("socket " + socket + " is in use by another backend");

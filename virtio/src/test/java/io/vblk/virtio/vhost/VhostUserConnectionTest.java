@@ -174,6 +174,23 @@ class VhostUserConnectionTest {
         C.close(call);
     }
 
+    @Test
+    void configChangeNoticeGoesOutOnTheBackendChannel() throws Exception {
+        handshake();
+        UnixSocket[] ch = UnixSocket.pair();
+        try (FrontEnd backendSide = new FrontEnd(ch[0])) {
+            assertEquals(0, fe.acked(SET_BACKEND_REQ_FD, new byte[0], ch[1].fd()));
+            C.close(ch[1].fd());   // the backend holds its own copy now (a plain close: shutdown would end the shared socket)
+            backend.notifier.run();   // what VirtioBlkDevice.resized() triggers
+            byte[] h = new byte[HEADER_SIZE];
+            assertEquals(HEADER_SIZE, backendSide.sock.recvFully(h, 0, HEADER_SIZE, null));
+            ByteBuffer b = ByteBuffer.wrap(h).order(ByteOrder.LITTLE_ENDIAN);
+            assertEquals(BACKEND_CONFIG_CHANGE_MSG, b.getInt(0));
+            assertEquals(VERSION, b.getInt(4) & FLAG_VERSION_MASK);
+            assertEquals(0, b.getInt(8));
+        }
+    }
+
     // ---------------------------------------------------------------- bad input
 
     void expectClosed(String why) throws Exception {
