@@ -50,6 +50,8 @@ public final class Qcow2Driver extends BlockDriver {
     final List<Qcow2L2Meta> clusterAllocs = new ArrayList<>(); // in-flight allocations; guarded by lock
     private final Qcow2ClusterMap.Mapping mapScratch = new Qcow2ClusterMap.Mapping(); // guarded by lock
     private final Qcow2ClusterMap.Alloc allocScratch = new Qcow2ClusterMap.Alloc();   // guarded by lock
+    private int dataWritesInFlight;                      // mapped guest writes doing I/O; guarded by lock
+    private final io.vblk.block.CoQueue dataWritesDone = new io.vblk.block.CoQueue(); // waiters for dataWritesInFlight == 0
     final boolean lazyRefcounts;
     private final boolean readOnly;
     private boolean dirtyOnDisk;                         // dirty bit written; guarded by lock
@@ -431,11 +433,13 @@ public final class Qcow2Driver extends BlockDriver {
                     finishMetas(metas, ret);
                     break;
                 }
+                dataWritesInFlight++;
                 lock.unlock();
                 try {
                     ret = writeTask(offset, cur, qiov, qiovOffset, host, metas);
                 } finally {
                     lock.lock();
+                    if (--dataWritesInFlight == 0) dataWritesDone.wakeAll();
                 }
                 ret = finishMetas(metas, ret);
                 if (ret < 0) break;
@@ -564,6 +568,7 @@ public final class Qcow2Driver extends BlockDriver {
         cleanSinceFlush = false;
         lock.lock();
         try {
+            waitForDataWrites();
             refcount.collectDiscards = node.discardUnmap() && (flags & RequestFlags.MAY_UNMAP) != 0;
             ret = clusters.zeroize(alignedStart, zEnd - alignedStart, flags);
             refcount.collectDiscards = false;
@@ -605,6 +610,7 @@ public final class Qcow2Driver extends BlockDriver {
         cleanSinceFlush = false;
         lock.lock();
         try {
+            waitForDataWrites();
             refcount.collectDiscards = node.discardUnmap();
             int ret = clusters.discard(offset, Math.min(bytes, header.size - offset), false);
             refcount.collectDiscards = false;
@@ -613,6 +619,18 @@ public final class Qcow2Driver extends BlockDriver {
         } finally {
             refcount.pendingDiscards.clear();
             lock.unlock();
+        }
+    }
+
+    /**
+     * Zero writes and discards change or free clusters that a mapped write may still be writing
+     * to (its host offset was looked up before the lock was dropped): they first wait, lock held
+     * on return, until no guest data write is between mapping and completion. Later writes map
+     * after the L2 change, so none can reach a freed cluster.
+     */
+    private void waitForDataWrites() {
+        while (dataWritesInFlight > 0) {
+            dataWritesDone.await(lock);
         }
     }
 
