@@ -5,8 +5,6 @@ import io.vblk.block.BlockNode;
 import io.vblk.block.Errno;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
-import java.util.HashMap;
-import java.util.Map;
 
 /**
  * A metadata cache of fixed-size table pieces (L2 slices or refcount blocks) over one aligned
@@ -30,7 +28,7 @@ final class Qcow2Cache {
     private final long[] lru;
     private final int[] refs;
     private final boolean[] dirty;
-    private final Map<Long, Integer> index = new HashMap<>();
+    private final Qcow2CacheIndex index;
     private long lruCounter;
     private Qcow2Cache depends;          // must be flushed before our entries are written
     private boolean dependsOnFlush;      // the file must be flushed before our entries are written
@@ -47,6 +45,7 @@ final class Qcow2Cache {
         this.lru = new long[entries];
         this.refs = new int[entries];
         this.dirty = new boolean[entries];
+        this.index = new Qcow2CacheIndex(entries);
     }
 
     long address(int slot) {
@@ -68,8 +67,8 @@ final class Qcow2Cache {
     }
 
     private int doGet(long offset, boolean read) {
-        Integer hit = index.get(offset);
-        if (hit != null) {
+        int hit = index.get(offset);
+        if (hit >= 0) {
             refs[hit]++;
             return hit;
         }
@@ -194,8 +193,8 @@ final class Qcow2Cache {
      */
     void discardCluster(long clusterOffset, int clusterSize) {
         for (long o = clusterOffset; o < clusterOffset + clusterSize; o += entrySize) {
-            Integer i = index.get(o);
-            if (i != null && refs[i] == 0) {
+            int i = index.get(o);
+            if (i >= 0 && refs[i] == 0) {
                 index.remove(o);
                 offsets[i] = 0;
                 dirty[i] = false;
@@ -215,7 +214,7 @@ final class Qcow2Cache {
 
     /** True if the piece at {@code offset} is cached (tests). */
     boolean contains(long offset) {
-        return index.containsKey(offset);
+        return index.get(offset) >= 0;
     }
 
     void close() {

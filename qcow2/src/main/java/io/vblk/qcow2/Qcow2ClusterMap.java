@@ -298,8 +298,10 @@ final class Qcow2ClusterMap {
     static final class Alloc {
         long hostOffset;
         long bytes;
-        List<Qcow2L2Meta> metas;
+        final List<Qcow2L2Meta> metas = new java.util.ArrayList<>();
     }
+
+    private final long[] cur = new long[2]; // {bytes of this piece, expected/actual host offset}; guarded by lock
 
     /**
      * qcow2_alloc_host_offset: maps [guest, guest+bytes) for writing to one host-contiguous range,
@@ -307,7 +309,7 @@ final class Qcow2ClusterMap {
      * released) for a conflicting in-flight allocation and restart.
      */
     int allocHostOffset(long guest, long bytes, Alloc out) {
-        long[] cur = new long[2]; // {bytes of this piece, expected/actual host offset}
+        long[] cur = this.cur;
         while (true) {
             out.metas.clear();
             long start = guest;
@@ -350,7 +352,8 @@ final class Qcow2ClusterMap {
      */
     private int handleDependencies(long start, long[] cur, List<Qcow2L2Meta> held) {
         long end = start + cur[0];
-        for (Qcow2L2Meta old : s.clusterAllocs) {
+        for (int i = 0; i < s.clusterAllocs.size(); i++) {
+            Qcow2L2Meta old = s.clusterAllocs.get(i);
             long oldStart = old.cowStart() & ~(long) (clusterSize - 1);
             long oldEnd = Math.ceilDiv(old.cowEnd(), clusterSize) * clusterSize;
             if (end <= oldStart || start >= oldEnd) continue;

@@ -48,6 +48,10 @@ public final class Qcow2Driver extends BlockDriver {
     final Qcow2OverlapCheck overlap;
     final Qcow2Snapshots snapshots;
     final List<Qcow2L2Meta> clusterAllocs = new ArrayList<>(); // in-flight allocations; guarded by lock
+    private final Qcow2ClusterMap.Mapping mapScratch = new Qcow2ClusterMap.Mapping(); // guarded by lock
+    private final Qcow2ClusterMap.Alloc allocScratch = new Qcow2ClusterMap.Alloc();   // guarded by lock
+    private int dataWritesInFlight;                      // mapped guest writes doing I/O; guarded by lock
+    private final io.vblk.block.CoQueue dataWritesDone = new io.vblk.block.CoQueue(); // waiters for dataWritesInFlight == 0
     final boolean lazyRefcounts;
     private final boolean readOnly;
     private boolean dirtyOnDisk;                         // dirty bit written; guarded by lock
@@ -305,25 +309,29 @@ public final class Qcow2Driver extends BlockDriver {
 
     @Override
     public int coPreadv(long offset, long bytes, IoVector qiov, long qiovOffset, int flags) {
-        Qcow2ClusterMap.Mapping m = new Qcow2ClusterMap.Mapping();
         while (bytes > 0) {
             if (broken) return -Errno.EIO;
+            ClusterType type;
+            long host;
+            long cur;
             lock.lock();
             int ret;
             try {
-                ret = clusters.getHostOffset(offset, bytes, m);
+                ret = clusters.getHostOffset(offset, bytes, mapScratch);
+                type = mapScratch.type;
+                host = mapScratch.hostOffset;
+                cur = mapScratch.bytes;
             } finally {
                 lock.unlock();
             }
             if (ret < 0) return ret;
-            long cur = m.bytes;
-            switch (m.type) {
+            switch (type) {
                 case UNALLOCATED -> ret = readBacking(offset, cur, qiov, qiovOffset);
                 case ZERO_PLAIN, ZERO_ALLOC -> qiov.memset(qiovOffset, (byte) 0, cur);
-                case COMPRESSED -> ret = readCompressed(m.hostOffset, offset, cur, qiov, qiovOffset);
+                case COMPRESSED -> ret = readCompressed(host, offset, cur, qiov, qiovOffset);
                 case NORMAL -> {
                     file.event(BlkDebugEvent.READ_AIO);
-                    ret = file.preadv(m.hostOffset, cur, qiov, qiovOffset, 0);
+                    ret = file.preadv(host, cur, qiov, qiovOffset, 0);
                 }
             }
             if (ret < 0) return ret;
@@ -400,36 +408,40 @@ public final class Qcow2Driver extends BlockDriver {
     @Override
     public int coPwritev(long offset, long bytes, IoVector qiov, long qiovOffset, int flags) {
         if (broken) return -Errno.EIO;
-        Qcow2ClusterMap.Alloc a = new Qcow2ClusterMap.Alloc();
-        a.metas = new ArrayList<>(2);
+        Qcow2ClusterMap.Alloc a = allocScratch;
         int ret = 0;
-        cleanSinceFlush = false;
+        if (cleanSinceFlush) cleanSinceFlush = false;
         lock.lock();
         try {
             while (bytes > 0) {
                 ret = clusters.allocHostOffset(offset, bytes, a);
+                // the scratch is shared: take this request's metas (a copy only when there are any)
+                List<Qcow2L2Meta> metas = a.metas.isEmpty() ? List.of() : new ArrayList<>(a.metas);
+                a.metas.clear();
                 if (ret < 0) {
-                    finishMetas(a.metas, ret);
+                    finishMetas(metas, ret);
                     break;
                 }
                 long cur = a.bytes;
                 long host = a.hostOffset;
                 ret = overlap.checkDataWrite(host, cur);
-                for (int i = 0; ret >= 0 && i < a.metas.size(); i++) {
-                    Qcow2L2Meta m = a.metas.get(i);
+                for (int i = 0; ret >= 0 && i < metas.size(); i++) {
+                    Qcow2L2Meta m = metas.get(i);
                     ret = overlap.checkDataWrite(m.allocOffset, (long) m.nbClusters << header.clusterBits);
                 }
                 if (ret < 0) {
-                    finishMetas(a.metas, ret);
+                    finishMetas(metas, ret);
                     break;
                 }
+                dataWritesInFlight++;
                 lock.unlock();
                 try {
-                    ret = writeTask(offset, cur, qiov, qiovOffset, host, a.metas);
+                    ret = writeTask(offset, cur, qiov, qiovOffset, host, metas);
                 } finally {
                     lock.lock();
+                    if (--dataWritesInFlight == 0) dataWritesDone.wakeAll();
                 }
-                ret = finishMetas(a.metas, ret);
+                ret = finishMetas(metas, ret);
                 if (ret < 0) break;
                 offset += cur;
                 bytes -= cur;
@@ -446,7 +458,8 @@ public final class Qcow2Driver extends BlockDriver {
      * from the in-flight list and wakes their dependents. Lock held.
      */
     private int finishMetas(List<Qcow2L2Meta> metas, int ret) {
-        for (Qcow2L2Meta m : metas) {
+        for (int i = 0; i < metas.size(); i++) {
+            Qcow2L2Meta m = metas.get(i);
             if (ret >= 0 && !broken) {
                 ret = clusters.linkL2(m);
                 if (ret < 0) clusters.allocAbort(m);
@@ -456,7 +469,6 @@ public final class Qcow2Driver extends BlockDriver {
             clusterAllocs.remove(m);
             m.dependentRequests.wakeAll();
         }
-        metas.clear();
         return broken && ret >= 0 ? -Errno.EIO : ret;
     }
 
@@ -464,7 +476,8 @@ public final class Qcow2Driver extends BlockDriver {
     private int writeTask(long guest, long bytes, IoVector qiov, long qiovOffset, long host, List<Qcow2L2Meta> metas) {
         int ret;
         boolean merged = false;
-        for (Qcow2L2Meta m : metas) {
+        for (int i = 0; i < metas.size(); i++) {
+            Qcow2L2Meta m = metas.get(i);
             if (!m.hasCow()) continue;
             // handle_alloc_space: zero the whole new area instead of a COW when the source reads as zeros
             if (m.cowIsZero && (file.driver().supportedZeroFlags() & RequestFlags.NO_FALLBACK) != 0) {
@@ -486,8 +499,8 @@ public final class Qcow2Driver extends BlockDriver {
             ret = file.pwritev(host, bytes, qiov, qiovOffset, 0);
             if (ret < 0) return ret;
         }
-        for (Qcow2L2Meta m : metas) {
-            ret = performCow(m, qiov, qiovOffset, bytes);
+        for (int i = 0; i < metas.size(); i++) {
+            ret = performCow(metas.get(i), qiov, qiovOffset, bytes);
             if (ret < 0) return ret;
         }
         return 0;
@@ -555,6 +568,7 @@ public final class Qcow2Driver extends BlockDriver {
         cleanSinceFlush = false;
         lock.lock();
         try {
+            waitForDataWrites();
             refcount.collectDiscards = node.discardUnmap() && (flags & RequestFlags.MAY_UNMAP) != 0;
             ret = clusters.zeroize(alignedStart, zEnd - alignedStart, flags);
             refcount.collectDiscards = false;
@@ -596,6 +610,7 @@ public final class Qcow2Driver extends BlockDriver {
         cleanSinceFlush = false;
         lock.lock();
         try {
+            waitForDataWrites();
             refcount.collectDiscards = node.discardUnmap();
             int ret = clusters.discard(offset, Math.min(bytes, header.size - offset), false);
             refcount.collectDiscards = false;
@@ -604,6 +619,18 @@ public final class Qcow2Driver extends BlockDriver {
         } finally {
             refcount.pendingDiscards.clear();
             lock.unlock();
+        }
+    }
+
+    /**
+     * Zero writes and discards change or free clusters that a mapped write may still be writing
+     * to (its host offset was looked up before the lock was dropped): they first wait, lock held
+     * on return, until no guest data write is between mapping and completion. Later writes map
+     * after the L2 change, so none can reach a freed cluster.
+     */
+    private void waitForDataWrites() {
+        while (dataWritesInFlight > 0) {
+            dataWritesDone.await(lock);
         }
     }
 
@@ -678,7 +705,10 @@ public final class Qcow2Driver extends BlockDriver {
         lock.lock();
         int ret;
         try {
-            ret = clusters.getHostOffset(offset, bytes, m);
+            ret = clusters.getHostOffset(offset, bytes, mapScratch);
+            m.type = mapScratch.type;
+            m.hostOffset = mapScratch.hostOffset;
+            m.bytes = mapScratch.bytes;
         } finally {
             lock.unlock();
         }

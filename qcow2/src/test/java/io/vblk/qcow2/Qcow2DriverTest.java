@@ -149,6 +149,54 @@ class Qcow2DriverTest {
     }
 
     @Test
+    void concurrentWritesZeroWritesAndDiscardsKeepDataAndRefcounts() throws Exception {
+        long fileSize = 64L << 20;
+        int cs = 4096, size = 4 << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            BlockNode q = BlockNode.open(BlockOptions.parse("driver=qcow2,discard=unmap,file.driver=noderef,file.yield=on,file.id=" + t.id));
+            t.q = q;
+            byte[] shadow = new byte[size];
+            Random r = new Random(21);
+            for (int round = 0; round < 20; round++) {
+                java.util.List<Runnable> bodies = new java.util.ArrayList<>();
+                int n = 24;
+                int[] res = new int[n];
+                java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(n);
+                for (int i = 0; i < n; i++) {
+                    int wi = i;
+                    // disjoint 16-cluster lanes per request; writes, zero writes and discards interleave
+                    long lane = (long) (round % 2 * n + i) * 16 * cs % size;
+                    int kind = r.nextInt(4);
+                    if (kind < 2) {
+                        long off = lane + r.nextInt(8 * cs);
+                        int len = 1 + r.nextInt(8 * cs);
+                        byte[] d = pattern(r, len);
+                        System.arraycopy(d, 0, shadow, (int) off, len);
+                        bodies.add(() -> { res[wi] = TestImage.write(q, off, d); done.countDown(); });
+                    } else if (kind == 2) {
+                        long off = lane + (long) r.nextInt(4) * cs;
+                        int len = (1 + r.nextInt(8)) * cs;
+                        Arrays.fill(shadow, (int) off, (int) off + len, (byte) 0);
+                        bodies.add(() -> { res[wi] = q.pwriteZeroes(off, len, RequestFlags.MAY_UNMAP); done.countDown(); });
+                    } else {
+                        long off = lane + (long) r.nextInt(4) * cs;
+                        int len = (1 + r.nextInt(8)) * cs;
+                        Arrays.fill(shadow, (int) off, (int) off + len, (byte) 0);
+                        bodies.add(() -> { res[wi] = q.pdiscard(off, len); done.countDown(); });
+                    }
+                }
+                t.ctx.runOnThread(() -> bodies.forEach(t.ctx::spawn));
+                assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS));
+                for (int i = 0; i < n; i++) assertEquals(0, res[i]);
+            }
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+        }
+    }
+
+    @Test
     void unknownExtensionAndAutoclearBitsAreHandledOnOpen() throws Exception {
         long fileSize = 16L << 20;
         int cs = 65536;
