@@ -212,6 +212,15 @@ final class Qcow2Cache {
         }
     }
 
+    /** Number of slots holding a table piece (qcow2_cache statistics; at most {@link #size}). */
+    int used() {
+        int n = 0;
+        for (int i = 0; i < size; i++) {
+            if (offsets[i] != 0) n++;
+        }
+        return n;
+    }
+
     /** True if the piece at {@code offset} is cached (tests). */
     boolean contains(long offset) {
         return index.get(offset) >= 0;

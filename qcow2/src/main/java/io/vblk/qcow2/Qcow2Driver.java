@@ -749,6 +749,27 @@ public final class Qcow2Driver extends BlockDriver {
         return broken;
     }
 
+    /**
+     * Sizes of the two metadata caches: entries, entry size and how many entries hold a table
+     * piece now. Their buffers are allocated once at open, so {@code entries * entrySize} is the
+     * memory they use, bounded by l2-cache-size / refcount-cache-size.
+     */
+    public record CacheStats(int l2Entries, int l2EntrySize, int l2Used, int refcountEntries, int refcountEntrySize, int refcountUsed) {
+        public long l2Capacity() { return (long) l2Entries * l2EntrySize; }
+        public long l2UsedBytes() { return (long) l2Used * l2EntrySize; }
+        public long refcountCapacity() { return (long) refcountEntries * refcountEntrySize; }
+    }
+
+    /** Current cache statistics (tests, tools). */
+    public CacheStats cacheStats() {
+        lock.lock();
+        try {
+            return new CacheStats(l2Cache.size, l2Cache.entrySize, l2Cache.used(), refblockCache.size, refblockCache.entrySize, refblockCache.used());
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Host offset just past the last cluster with a non-zero refcount (image end as refcounts see it). */
     public long imageEndOffset() {
         lock.lock();
