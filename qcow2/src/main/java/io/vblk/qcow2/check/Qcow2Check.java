@@ -414,7 +414,10 @@ public final class Qcow2Check {
             l1 = activeL1;
         } else {
             try {
-                l1 = readTable(l1Offset, l1Size);
+                // entries past the end of the file read as zero and reference nothing: read only
+                // the part inside the file, so a hostile l1_size costs no memory or time
+                long inside = l1Offset >= fileLen ? 0 : Math.min(l1Size, (fileLen - l1Offset) / 8);
+                l1 = readTable(l1Offset, inside);
             } catch (IoError e) {
                 log.println("ERROR: I/O error in check_refcounts_l1");
                 res.checkErrors++;
