@@ -314,7 +314,11 @@ class Qcow2ToolsInteropTest {
         ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "pre.qcow2", "8M");
         ok("qemu-img", "create", "-q", "-f", "raw", "plain.raw", "4M");
         ok("qemu-io", "-f", "raw", "-c", "write -P 1 1M 64k", "plain.raw");
-        for (String f : new String[] {"base.qcow2", "mid.qcow2", "top.qcow2", "comp.qcow2", "pre.qcow2", "plain.raw"}) {
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "snap.qcow2", "16M");
+        ok("qemu-io", "-c", "write -P 4 0 1M", "snap.qcow2");
+        ok("qemu-img", "snapshot", "-c", "first", "snap.qcow2");
+        ok("qemu-img", "snapshot", "-c", "second", "snap.qcow2");
+        for (String f : new String[] {"base.qcow2", "mid.qcow2", "top.qcow2", "comp.qcow2", "pre.qcow2", "plain.raw", "snap.qcow2"}) {
             for (String o : new String[] {"human", "json"}) {
                 for (String tool : new String[] {"info", "map"}) {
                     Out q = sh("qemu-img", tool, "--output=" + o, f);
