@@ -145,7 +145,7 @@ public final class Qcow2Check {
         }
     }
 
-    /** Reads and parses the header in cluster 0 (at most 2 MiB), checking the tables lie inside the file. */
+    /** Reads and parses the header in cluster 0 (at most 2 MiB). */
     public static Qcow2Header readHeader(CheckFile file) throws BlockException {
         long len = file.length();
         if (len < 0) throw new BlockException((int) -len, "Could not get the file length: " + Errno.describe((int) -len));
@@ -153,9 +153,10 @@ public final class Qcow2Check {
         byte[] buf = new byte[n];
         int r = file.read(0, buf, 0, n);
         if (r < 0) throw new BlockException(-r, "Could not read the qcow2 header: " + Errno.describe(-r));
-        Qcow2Header h = Qcow2Header.parse(buf);
-        h.checkInsideFile(len);
-        return h;
+        // like QEMU, tables reaching past the end of the file are not refused here: they read as
+        // zeros and the check reports them (and -r all rebuilds a lost refcount table); their
+        // sizes are already bounded by parse (L1 <= 32 MiB, refcount table <= 8 MiB)
+        return Qcow2Header.parse(buf);
     }
 
     // ---------------------------------------------------------------- snapshot table
@@ -229,7 +230,8 @@ public final class Qcow2Check {
         int r = loadReftable(res);
         if (r < 0) return r;
         try {
-            activeL1 = readTable(h.l1TableOffset, h.l1Size);
+            long inside = h.l1TableOffset >= fileLen ? 0 : Math.min(h.l1Size, (fileLen - h.l1TableOffset) / 8);
+            activeL1 = readTable(h.l1TableOffset, inside);
         } catch (IoError e) {
             // reported by check_refcounts_l1 below
             activeL1 = null;
@@ -414,7 +416,10 @@ public final class Qcow2Check {
             l1 = activeL1;
         } else {
             try {
-                l1 = readTable(l1Offset, l1Size);
+                // entries past the end of the file read as zero and reference nothing: read only
+                // the part inside the file, so a hostile l1_size costs no memory or time
+                long inside = l1Offset >= fileLen ? 0 : Math.min(l1Size, (fileLen - l1Offset) / 8);
+                l1 = readTable(l1Offset, inside);
             } catch (IoError e) {
                 log.println("ERROR: I/O error in check_refcounts_l1");
                 res.checkErrors++;
@@ -547,7 +552,7 @@ public final class Qcow2Check {
         if (idx >= reftable.length) return 0;
         long off = reftable[(int) idx] & REFT_OFFSET_MASK;
         if (off == 0) return 0;
-        if ((off & (cs - 1)) != 0) return -Errno.EIO;
+        if ((off & (cs - 1)) != 0 || off < 0 || off > QCOW_MAX_CLUSTER_OFFSET) return -Errno.EIO;
         int r = loadRefblock(off);
         if (r < 0) return r;
         int within = (int) (cluster & ((1L << (cb + 3 - order)) - 1));
