@@ -8,8 +8,9 @@ import io.vblk.block.Errno;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.Qcow2Layout;
 import io.vblk.qcow2.Qcow2Layout.ClusterType;
-import java.io.OutputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -94,6 +95,12 @@ public final class Qcow2Check {
             result.checkErrors++;
             return result;
         }
+        if (fix != 0 && hasValidBitmaps(h)) {
+            // their tables and data clusters are not counted here: a repair would free them
+            log.println("ERROR: images with persistent bitmaps cannot be repaired by vblk yet; use 'qemu-img check -r all'");
+            result.checkErrors++;
+            return result;
+        }
         CheckResult snap = new CheckResult();
         int ret = c.readSnapshotTable(snap);
         if (ret < 0) {
@@ -132,17 +139,39 @@ public final class Qcow2Check {
      * @throws BlockException (EIO) when the image could not be made consistent
      */
     public static CheckResult repairDirty(BlockNode file, Qcow2Header h) throws BlockException {
+        if (hasValidBitmaps(h)) {
+            throw new BlockException(Errno.ENOTSUP, "Could not repair dirty image: it has persistent bitmaps, which vblk"
+                    + " cannot account for yet; run 'qemu-img check -r all'");
+        }
         CheckFile f = CheckFile.of(file);
+        ByteArrayOutputStream messages = new ByteArrayOutputStream();
         try {
-            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(OutputStream.nullOutputStream()));
+            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(messages, true, StandardCharsets.UTF_8));
             if (r.checkErrors != 0 || r.corruptions != 0) {
+                String first = messages.toString(StandardCharsets.UTF_8).lines()
+                        .filter(l -> l.contains("ERROR")).findFirst().orElse("");
                 throw new BlockException(Errno.EIO, "Could not repair dirty image: " + r.corruptions
-                        + " corruptions and " + r.checkErrors + " check errors remain");
+                        + " corruptions and " + r.checkErrors + " check errors remain" + (first.isEmpty() ? "" : " (" + first + ")"));
             }
             return r;
         } finally {
             f.close();
         }
+    }
+
+    /**
+     * Whether the image carries persistent bitmaps that are still valid (bitmaps extension present
+     * and the bitmaps autoclear bit set). Their directory, tables and data clusters are referenced
+     * only from the extension, which this checker does not walk (QEMU's
+     * qcow2_check_bitmaps_refcounts), so repairing would free them. With the autoclear bit clear
+     * the bitmaps are stale by the spec and their clusters really are leaks.
+     */
+    static boolean hasValidBitmaps(Qcow2Header h) {
+        if ((h.autoclearFeatures & QCOW2_AUTOCLEAR_BITMAPS) == 0) return false;
+        for (Qcow2Header.Extension e : h.otherExtensions) {
+            if (e.type() == QCOW2_EXT_MAGIC_BITMAPS) return true;
+        }
+        return false;
     }
 
     /** Reads and parses the header in cluster 0 (at most 2 MiB). */
