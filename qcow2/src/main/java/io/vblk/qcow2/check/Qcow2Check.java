@@ -132,11 +132,13 @@ public final class Qcow2Check {
      * Repairs an image whose dirty bit is set (lazy refcounts after an unclean shutdown) before
      * it is used read-write, as QEMU's qcow2_do_open does with BDRV_FIX_ERRORS | BDRV_FIX_LEAKS:
      * rebuilds or fixes the refcounts, fixes the COPIED flags, then clears the dirty bit (on disk
-     * and in {@code h}). Messages are discarded. Call from a coroutine on the file node's context,
-     * before the driver loads its refcount table (a rebuild moves it: re-read
-     * {@code h.refcountTableOffset/refcountTableClusters} afterwards).
+     * and in {@code h}). Messages are discarded (the first ERROR line goes into the exception).
+     * Call from a coroutine on the file node's context; a rebuild moves the refcount table, so the
+     * caller must take its location from the header afterwards and reload its tables (the qcow2
+     * driver does, in {@code Qcow2Driver.repairDirty}).
      *
-     * @throws BlockException (EIO) when the image could not be made consistent
+     * @throws BlockException (EIO) when the image could not be made consistent, (ENOTSUP) when it
+     *     has valid persistent bitmaps
      */
     public static CheckResult repairDirty(BlockNode file, Qcow2Header h) throws BlockException {
         if (hasValidBitmaps(h)) {
