@@ -1,5 +1,6 @@
 package io.vblk.qcow2;
 
+import static io.vblk.qcow2.Qcow2Constants.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 import io.vblk.block.BlockException;
@@ -307,9 +308,17 @@ class Qcow2DriverTest {
             verifyAll(t, shadow);
             t.closeImage();
             assertEquals(1, t.raw(72, 8)[7] & 1);
-            // a read/write open rebuilds the refcounts
+            // a read/write open rebuilds the refcounts (through the checker), which moves the
+            // refcount table: the driver must use the new location from the header
+            long tableBefore = java.nio.ByteBuffer.wrap(t.raw(48, 8)).getLong();
             t.open("");
             assertEquals(0, t.raw(72, 8)[7] & 1, "dirty bit cleared by the repair");
+            long tableAfter = java.nio.ByteBuffer.wrap(t.raw(48, 8)).getLong();
+            assertNotEquals(tableBefore, tableAfter, "the rebuild wrote a new refcount table");
+            assertEquals(tableAfter, t.drv().refcount.tableOffset, "driver uses the new refcount table");
+            assertEquals(tableAfter, t.drv().header.refcountTableOffset);
+            assertEquals(java.nio.ByteBuffer.wrap(t.raw(56, 4)).getInt(), t.drv().refcount.tableClusters);
+            assertEquals(0, t.drv().header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY, "dirty bit cleared in memory");
             assertClean(t, fileSize);
             verifyAll(t, shadow);
             assertEquals(0, t.run(() -> TestImage.write(t.q, 5000, new byte[70000])));
@@ -319,6 +328,59 @@ class Qcow2DriverTest {
             ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
             assertTrue(c.corruptions.isEmpty(), c.toString());
         }
+    }
+
+    /**
+     * A dirty image with valid persistent bitmaps is not repaired (the checker does not walk the
+     * bitmap directory, so a repair would free the bitmaps' clusters): a read/write open fails
+     * with ENOTSUP and writes nothing; a read-only open still works.
+     */
+    @Test
+    void dirtyImageWithPersistentBitmapsIsRefusedUntouched() throws Exception {
+        long fileSize = 16L << 20;
+        int cs = 4096;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(cs).lazyRefcounts(true));
+            t.open("");
+            byte[] data = new byte[3 * cs];
+            Arrays.fill(data, (byte) 0x5a);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, data)));
+            t.run(() -> {
+                Qcow2Driver d = t.drv();
+                d.lock.lock();
+                try {
+                    return d.l2Cache.write();
+                } finally {
+                    d.lock.unlock();
+                }
+            });
+            t.q.closeWithoutFlush();
+            t.q = null;
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(QCOW2_INCOMPAT_DIRTY, h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY);
+            h.otherExtensions.add(new Qcow2Header.Extension(QCOW2_EXT_MAGIC_BITMAPS, new byte[24]));
+            h.autoclearFeatures |= QCOW2_AUTOCLEAR_BITMAPS;
+            t.rawWrite(0, h.serialize());
+            byte[] before = t.raw(0, (int) fileSize);
+            BlockException e = assertThrows(BlockException.class, () -> t.open(""));
+            assertEquals(Errno.ENOTSUP, e.errno(), e.getMessage());
+            assertTrue(e.getMessage().contains("persistent bitmaps"), e.getMessage());
+            assertArrayEquals(before, t.raw(0, (int) fileSize), "nothing written");
+            t.open("read-only=on");
+            int[] ret = {0};
+            byte[] got = readSync(t, 0, data.length, ret);
+            assertEquals(0, ret[0]);
+            assertArrayEquals(data, got);
+        }
+    }
+
+    private static byte[] readSync(TestImage t, long off, int len, int[] ret) {
+        byte[][] out = {null};
+        t.run(() -> {
+            out[0] = TestImage.read(t.q, off, len, ret);
+            return 0;
+        });
+        return out[0];
     }
 
     @Test

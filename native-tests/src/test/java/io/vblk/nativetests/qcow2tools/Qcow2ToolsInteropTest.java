@@ -331,6 +331,31 @@ class Qcow2ToolsInteropTest {
     }
 
     /**
+     * Preallocated zero clusters (ZERO flag with a host cluster, "zero-alloc") are reported with
+     * their host offset, as qemu-img map does: on a metadata-preallocated image zeroed by qemu-io,
+     * and on a plain image whose data clusters were zeroed in place (zero-alloc runs between data
+     * clusters, split where the host clusters stop being contiguous).
+     */
+    @Test
+    void mapShowsTheOffsetOfPreallocatedZeroClusters() throws Exception {
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "prez.qcow2", "8M");
+        ok("qemu-io", "-c", "write -z 0 64k", "-c", "write -P 3 1M 64k", "-c", "write -z 1M 128k", "-c", "write -z 4M 64k", "prez.qcow2");
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "zin.qcow2", "8M");
+        ok("qemu-io", "-c", "write -P 1 0 256k", "-c", "write -P 2 1M 64k", "-c", "write -P 4 2M 64k",
+                "-c", "write -z 64k 128k", "-c", "write -z 1M 64k", "-c", "write -z 2M 64k", "zin.qcow2");
+        for (String f : new String[] {"prez.qcow2", "zin.qcow2"}) {
+            Out q = sh("qemu-img", "map", "--output=json", f);
+            assertEquals(0, q.exit, q.err);
+            // the images really have zero-alloc extents (zero, not data, with an offset)
+            assertTrue(q.out.lines().anyMatch(l -> l.contains("\"zero\": true, \"data\": false, \"offset\": ")), q.out);
+            Out v = vblk("map", "--output=json", f);
+            assertEquals(0, v.exit, v.err);
+            assertEquals(q.out, v.out, "map --output=json " + f);
+            assertEquals(sh("qemu-img", "map", f).out, vblk("map", f).out, "map " + f);
+        }
+    }
+
+    /**
      * The API the qcow2 driver calls on a read-write open of a dirty image, over the real file
      * driver, buffered and O_DIRECT (the checker's aligned read-modify-write path).
      */

@@ -8,8 +8,9 @@ import io.vblk.block.Errno;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.Qcow2Layout;
 import io.vblk.qcow2.Qcow2Layout.ClusterType;
-import java.io.OutputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -94,6 +95,12 @@ public final class Qcow2Check {
             result.checkErrors++;
             return result;
         }
+        if (fix != 0 && hasValidBitmaps(h)) {
+            // their tables and data clusters are not counted here: a repair would free them
+            log.println("ERROR: images with persistent bitmaps cannot be repaired by vblk yet; use 'qemu-img check -r all'");
+            result.checkErrors++;
+            return result;
+        }
         CheckResult snap = new CheckResult();
         int ret = c.readSnapshotTable(snap);
         if (ret < 0) {
@@ -125,24 +132,48 @@ public final class Qcow2Check {
      * Repairs an image whose dirty bit is set (lazy refcounts after an unclean shutdown) before
      * it is used read-write, as QEMU's qcow2_do_open does with BDRV_FIX_ERRORS | BDRV_FIX_LEAKS:
      * rebuilds or fixes the refcounts, fixes the COPIED flags, then clears the dirty bit (on disk
-     * and in {@code h}). Messages are discarded. Call from a coroutine on the file node's context,
-     * before the driver loads its refcount table (a rebuild moves it: re-read
-     * {@code h.refcountTableOffset/refcountTableClusters} afterwards).
+     * and in {@code h}). Messages are discarded (the first ERROR line goes into the exception).
+     * Call from a coroutine on the file node's context; a rebuild moves the refcount table, so the
+     * caller must take its location from the header afterwards and reload its tables (the qcow2
+     * driver does, in {@code Qcow2Driver.repairDirty}).
      *
-     * @throws BlockException (EIO) when the image could not be made consistent
+     * @throws BlockException (EIO) when the image could not be made consistent, (ENOTSUP) when it
+     *     has valid persistent bitmaps
      */
     public static CheckResult repairDirty(BlockNode file, Qcow2Header h) throws BlockException {
+        if (hasValidBitmaps(h)) {
+            throw new BlockException(Errno.ENOTSUP, "Could not repair dirty image: it has persistent bitmaps, which vblk"
+                    + " cannot account for yet; run 'qemu-img check -r all'");
+        }
         CheckFile f = CheckFile.of(file);
+        ByteArrayOutputStream messages = new ByteArrayOutputStream();
         try {
-            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(OutputStream.nullOutputStream()));
+            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(messages, true, StandardCharsets.UTF_8));
             if (r.checkErrors != 0 || r.corruptions != 0) {
+                String first = messages.toString(StandardCharsets.UTF_8).lines()
+                        .filter(l -> l.contains("ERROR")).findFirst().orElse("");
                 throw new BlockException(Errno.EIO, "Could not repair dirty image: " + r.corruptions
-                        + " corruptions and " + r.checkErrors + " check errors remain");
+                        + " corruptions and " + r.checkErrors + " check errors remain" + (first.isEmpty() ? "" : " (" + first + ")"));
             }
             return r;
         } finally {
             f.close();
         }
+    }
+
+    /**
+     * Whether the image carries persistent bitmaps that are still valid (bitmaps extension present
+     * and the bitmaps autoclear bit set). Their directory, tables and data clusters are referenced
+     * only from the extension, which this checker does not walk (QEMU's
+     * qcow2_check_bitmaps_refcounts), so repairing would free them. With the autoclear bit clear
+     * the bitmaps are stale by the spec and their clusters really are leaks.
+     */
+    static boolean hasValidBitmaps(Qcow2Header h) {
+        if ((h.autoclearFeatures & QCOW2_AUTOCLEAR_BITMAPS) == 0) return false;
+        for (Qcow2Header.Extension e : h.otherExtensions) {
+            if (e.type() == QCOW2_EXT_MAGIC_BITMAPS) return true;
+        }
+        return false;
     }
 
     /** Reads and parses the header in cluster 0 (at most 2 MiB). */

@@ -261,6 +261,39 @@ class Qcow2CheckTest {
         assertEquals(0, check(f, 0).exitCode(), log());
     }
 
+    /** Builds a dirty lazy-refcount image (one data cluster without a refcount) with a bitmaps extension. */
+    static byte[] dirtyImageWithBitmapsExtension(boolean autoclearBit) throws BlockException {
+        byte[] img = Arrays.copyOf(cleanImage(), 8 * CS);
+        Qcow2Header h = Qcow2Header.parse(Arrays.copyOf(img, CS));
+        h.otherExtensions.add(new Qcow2Header.Extension(QCOW2_EXT_MAGIC_BITMAPS, new byte[24]));
+        if (autoclearBit) h.autoclearFeatures |= QCOW2_AUTOCLEAR_BITMAPS;
+        h.incompatibleFeatures |= QCOW2_INCOMPAT_DIRTY;
+        h.compatibleFeatures |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+        byte[] hb = h.serialize();
+        Arrays.fill(img, 0, CS, (byte) 0);
+        System.arraycopy(hb, 0, img, 0, hb.length);
+        ByteBuffer.wrap(img).putLong(4 * CS + 16, 7L * CS);
+        return img;
+    }
+
+    @Test
+    void repairRefusesImagesWithValidPersistentBitmaps() throws Exception {
+        ArrayCheckFile f = new ArrayCheckFile(dirtyImageWithBitmapsExtension(true));
+        byte[] before = f.data.clone();
+        CheckResult r = check(f, Qcow2Check.FIX_LEAKS | Qcow2Check.FIX_ERRORS);
+        assertEquals(1, r.checkErrors, log());
+        assertTrue(log().contains("persistent bitmaps"), log());
+        assertEquals(0, f.writes);
+        assertArrayEquals(before, f.data);
+        // stale bitmaps (autoclear bit clear): their clusters are leaks by the spec; repair proceeds
+        logBytes.reset();
+        f = new ArrayCheckFile(dirtyImageWithBitmapsExtension(false));
+        Qcow2Header h = Qcow2Check.readHeader(f);
+        r = Qcow2Check.check(f, h, Qcow2Check.FIX_LEAKS | Qcow2Check.FIX_ERRORS, log);
+        assertEquals(0, r.checkErrors + r.corruptions, log());
+        assertEquals(0, h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY);
+    }
+
     @Test
     void readOnlyFileRefusesRepair() throws Exception {
         ArrayCheckFile f = new ArrayCheckFile(cleanImage());
