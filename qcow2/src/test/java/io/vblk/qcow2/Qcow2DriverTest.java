@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -255,6 +256,49 @@ class Qcow2DriverTest {
             verifyAll(t, shadow);
             assertEquals(0, t.closeImage());
             assertClean(t, fileSize);
+        }
+    }
+
+    /**
+     * One unmapping request frees data clusters in one L2 table, then allocates the next L2 table
+     * (its L1 entry was empty, and a backing file means it must hold ZERO entries). The freed
+     * clusters are the first free ones, so the new table lands on one of them: the deferred
+     * discard of the freed range must not punch it, or the range reads the backing file again.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void unmapThenL2AllocationInOneRequestKeepsTheNewTable(boolean zeroWrite) throws Exception {
+        long fileSize = 8L << 20;
+        int cs = 512, size = 1 << 20;
+        int l2Span = cs / 8 * cs;                  // guest bytes one L2 table maps (32 KiB)
+        try (TestImage t = new TestImage(fileSize)) {
+            BlockNode base = BlockNode.open(BlockOptions.parse("driver=memory,size=" + size));
+            byte[] baseData = pattern(new Random(5), size);
+            t.run(() -> TestImage.write(base, 0, baseData));
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            t.open("backing=null,discard=unmap,l2-cache-size=" + (2 * cs));
+            t.drv().attachBacking(base);
+            byte[] shadow = baseData.clone();
+            byte[] d = pattern(new Random(6), l2Span);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, d)));
+            System.arraycopy(d, 0, shadow, 0, d.length);
+            long l1Before = t.drv().clusters.l1[1];
+            assertEquals(0, l1Before, "the second L2 table does not exist yet");
+            long off = l2Span / 2, len = l2Span;    // second half of table 0, first half of table 1
+            int r = zeroWrite ? t.run(() -> t.q.pwriteZeroes(off, len, RequestFlags.MAY_UNMAP)) : t.run(() -> t.q.pdiscard(off, len));
+            assertEquals(0, r);
+            Arrays.fill(shadow, (int) off, (int) (off + len), (byte) 0);
+            long newL2 = Qcow2Layout.l1Offset(t.drv().clusters.l1[1]);
+            assertTrue(newL2 != 0, "the request allocated the second L2 table");
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            t.open("backing=null");
+            BlockNode base2 = BlockNode.open(BlockOptions.parse("driver=memory,size=" + size));
+            t.run(() -> TestImage.write(base2, 0, baseData));
+            t.drv().attachBacking(base2);
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
         }
     }
 
