@@ -115,22 +115,37 @@ class Qcow2DriverTest {
             t.q = q;
             byte[] shadow = new byte[size];
             Random r = new Random(7);
+            int crossing = 0;
             for (int round = 0; round < 6; round++) {
                 int writers = 32;
                 int[] results = new int[writers];
                 java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(writers);
-                // each writer gets a disjoint 2 KiB piece of a few shared clusters; all are started
-                // on the context thread so each runs until its first (yielding) file request
+                // each writer gets 1 KiB in the middle of its own 2 KiB slot of one of a few shared
+                // clusters; every third instead takes the gap across the end of its cluster (into the
+                // next one) if no other writer has it. Ranges are disjoint: concurrent overlapping
+                // writes have no defined order (neither here nor in QEMU), so a shadow could not know
+                // which one wins. All writers are started on the context thread so each runs until
+                // its first (yielding) file request.
+                long[] offs = new long[writers];
+                int[] lens = new int[writers];
+                for (int w = 0; w < writers; w++) {
+                    offs[w] = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs) + (long) w * 2048 + 512;
+                    lens[w] = 1024;
+                }
+                for (int w = 0; w < writers; w += 3) {
+                    long across = (offs[w] / cs + 1) * cs - 512;
+                    if (!overlapsOthers(offs, lens, w, across, 1024)) offs[w] = across;
+                }
                 java.util.List<Runnable> bodies = new java.util.ArrayList<>();
                 for (int w = 0; w < writers; w++) {
                     int wi = w;
-                    long cl = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs);
-                    long off = cl + (long) wi * 2048;
-                    int len = 2048 + (wi % 3 == 0 ? cs : 0);
+                    long off = offs[w];
+                    int len = lens[w];
                     if (off + len > size) {
                         done.countDown();
                         continue;
                     }
+                    if (off / cs != (off + len - 1) / cs) crossing++;
                     byte[] d = pattern(r, len);
                     System.arraycopy(d, 0, shadow, (int) off, len);
                     bodies.add(() -> {
@@ -143,10 +158,19 @@ class Qcow2DriverTest {
                 for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
             }
             assertTrue(t.drv().clusters.dependencyWaits > 0, "writers really raced for the same clusters");
+            assertTrue(crossing > 0, "some writers crossed into the next cluster");
             verifyAll(t, shadow);
             assertEquals(0, t.closeImage());
             assertClean(t, fileSize);
         }
+    }
+
+    /** True if [off, off+len) overlaps the range of any writer other than {@code self}. */
+    private static boolean overlapsOthers(long[] offs, int[] lens, int self, long off, long len) {
+        for (int v = 0; v < offs.length; v++) {
+            if (v != self && offs[v] < off + len && off < offs[v] + lens[v]) return true;
+        }
+        return false;
     }
 
     @Test
