@@ -12,22 +12,41 @@ import org.junit.jupiter.api.Test;
 class DrainTest extends BlockTestSupport {
     @Test
     void drainFromAThreadWaitsForEveryRequestInFlight() throws Exception {
-        BlockNode n = open("driver=null,size=1G,latency-ns=300000000");
+        BlockNode n = open("driver=debug,file.driver=null,file.size=1G");
+        DebugDriver dbg = debug(n);
         NativeBuffer b = buffer(4096 * 4);
+        for (int i = 0; i < 4; i++) {
+            dbg.breakAt(BlkDebugEvent.PWRITEV, "w" + i);
+        }
         Running r = spawn(
-                () -> n.preadv(0, 4096, IoVector.of(b.address(), 4096), 0),
-                () -> n.preadv(4096, 4096, IoVector.of(b.address() + 4096, 4096), 0),
+                () -> n.pwritev(0, 4096, IoVector.of(b.address(), 4096), 0),
+                () -> n.pwritev(4096, 4096, IoVector.of(b.address() + 4096, 4096), 0),
                 () -> n.pwritev(8192, 4096, IoVector.of(b.address() + 8192, 4096), 0),
-                () -> n.pwriteZeroes(65536, 4096, 0));
-        for (int i = 0; i < 100 && n.inFlight() < 4; i++) {
-            Thread.sleep(5);
+                () -> n.pwritev(12288, 4096, IoVector.of(b.address() + 12288, 4096), 0));
+        for (int i = 0; i < 4; i++) {
+            assertTrue(dbg.waitBreak("w" + i, 10, TimeUnit.SECONDS));
         }
         assertEquals(4, n.inFlight());
-        n.drainBegin();
-        assertEquals(4, r.finished(), "drainBegin returned with requests in flight");
+        java.util.concurrent.CountDownLatch drained = new java.util.concurrent.CountDownLatch(1);
+        Thread drainer = new Thread(() -> {
+            n.drainBegin();
+            drained.countDown();
+        });
+        drainer.start();
+        for (int i = 0; i < 3; i++) {
+            dbg.resume("w" + i);
+        }
+        assertFalse(drained.await(100, TimeUnit.MILLISECONDS), "drainBegin returned with a request in flight");
+        assertEquals(1, n.inFlight());
+        dbg.resume("w3");
+        assertTrue(drained.await(10, TimeUnit.SECONDS));
         assertEquals(0, n.inFlight());
+        assertEquals(0, n.trackedRequestCount());
         n.drainEnd();
         r.await();
+        for (int i = 0; i < 4; i++) {
+            assertEquals(0, r.result(i));
+        }
     }
 
     @Test

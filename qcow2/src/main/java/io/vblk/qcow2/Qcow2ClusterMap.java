@@ -36,7 +36,7 @@ final class Qcow2ClusterMap {
     /** Result of a lookup (one per request; not shared). */
     static final class Mapping {
         ClusterType type;
-        long hostOffset;    // host byte offset for NORMAL; compressed l2 entry for COMPRESSED
+        long hostOffset;    // host byte offset for NORMAL and ZERO_ALLOC; compressed l2 entry for COMPRESSED
         long bytes;
     }
 
@@ -105,7 +105,9 @@ final class Qcow2ClusterMap {
         ClusterType type = Qcow2Layout.clusterType(first, s.header.version);
         long nbNeeded = Math.ceilDiv(inCluster + maxBytes, clusterSize);
         long n = 1;
-        if (type == ClusterType.NORMAL) {
+        if (type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC) {
+            // data and preallocated zero clusters both have a host cluster: a run is contiguous on
+            // the host and of one type (count_contiguous_subclusters)
             long host = Qcow2Layout.l2Offset(first);
             if ((host & (clusterSize - 1)) != 0) {
                 s.l2Cache.put(slot);
@@ -113,7 +115,7 @@ final class Qcow2ClusterMap {
             }
             while (n < nbNeeded) {
                 long e = Qcow2Layout.getBE64(addr + (si + n) * 8L);
-                if (Qcow2Layout.clusterType(e, s.header.version) != ClusterType.NORMAL || Qcow2Layout.l2Offset(e) != host + (n << clusterBits)) break;
+                if (Qcow2Layout.clusterType(e, s.header.version) != type || Qcow2Layout.l2Offset(e) != host + (n << clusterBits)) break;
                 n++;
             }
             out.hostOffset = host + inCluster;

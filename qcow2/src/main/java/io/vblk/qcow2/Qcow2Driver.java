@@ -18,6 +18,7 @@ import io.vblk.block.NativeMemory;
 import io.vblk.block.RequestFlags;
 import io.vblk.block.Sizes;
 import io.vblk.qcow2.Qcow2Layout.ClusterType;
+import io.vblk.qcow2.check.Qcow2Check;
 import java.io.File;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -131,8 +132,8 @@ public final class Qcow2Driver extends BlockDriver {
             this.snapshots = Qcow2Snapshots.read(file, header, fileLength);
             if (!readOnly && (header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
                 // a dirty image (lazy refcounts, unclean shutdown) gets its refcounts rebuilt before use
-                warn("image is dirty; rebuilding the refcount structure");
-                Qcow2Repair.rebuild(this, fileLength);
+                warn("image is dirty; repairing its refcounts");
+                repairDirty();
             }
             openBacking(node, opts);
             if (!readOnly && header.version >= 3 && header.autoclearFeatures != 0) {
@@ -144,6 +145,33 @@ public final class Qcow2Driver extends BlockDriver {
             closeBuffers();
             throw e;
         }
+    }
+
+    /**
+     * qcow2_do_open's repair of a dirty image (lazy refcounts after an unclean shutdown): runs the
+     * checker with FIX_ERRORS | FIX_LEAKS ({@link Qcow2Check#repairDirty}), which fixes or rebuilds
+     * the refcounts, fixes COPIED flags and clears the dirty bit, all on the file and flushed. A
+     * rebuild moves the refcount table, so its location is read back from the header on disk and
+     * the refcount table and the L1 table (COPIED flags) are loaded again. Runs during open,
+     * before anyone uses the driver; the caches hold nothing yet.
+     */
+    private void repairDirty() throws BlockException {
+        Qcow2Check.repairDirty(file, header);
+        long fileLength = file.getLength();
+        if (fileLength < 0) throw new BlockException((int) -fileLength, "Could not get the image length: " + Errno.describe((int) -fileLength));
+        Qcow2Header onDisk = Qcow2Header.parse(readBytes(0, (int) Math.min(fileLength, header.clusterSize())));
+        if ((onDisk.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY) != 0) {
+            throw new BlockException(Errno.EIO, "Could not repair dirty image: the dirty bit is still set");
+        }
+        header.refcountTableOffset = onDisk.refcountTableOffset;
+        header.refcountTableClusters = onDisk.refcountTableClusters;
+        header.incompatibleFeatures = onDisk.incompatibleFeatures;
+        header.checkInsideFile(fileLength);
+        refcount.tableOffset = header.refcountTableOffset;
+        refcount.tableClusters = header.refcountTableClusters;
+        refcount.freeClusterIndex = 0;
+        refcount.load(fileLength);
+        clusters.loadL1(header.l1Size, fileLength);
     }
 
     private static boolean parseBool(String key, String v) throws BlockException {
@@ -715,7 +743,9 @@ public final class Qcow2Driver extends BlockDriver {
         if (ret < 0) return ret;
         switch (m.type) {
             case NORMAL -> out.set(BlockStatus.DATA | BlockStatus.OFFSET_VALID | BlockStatus.ALLOCATED | BlockStatus.RECURSE, m.bytes, m.hostOffset, file);
-            case ZERO_PLAIN, ZERO_ALLOC -> out.set(BlockStatus.ZERO | BlockStatus.ALLOCATED, m.bytes, 0, null);
+            // a preallocated zero cluster has a host cluster: report it like qcow2_co_block_status
+            case ZERO_ALLOC -> out.set(BlockStatus.ZERO | BlockStatus.ALLOCATED | BlockStatus.OFFSET_VALID, m.bytes, m.hostOffset, file);
+            case ZERO_PLAIN -> out.set(BlockStatus.ZERO | BlockStatus.ALLOCATED, m.bytes, 0, null);
             case COMPRESSED -> out.set(BlockStatus.DATA | BlockStatus.COMPRESSED | BlockStatus.ALLOCATED, m.bytes, 0, null);
             default -> out.set(backing == null ? BlockStatus.ZERO : 0, m.bytes, 0, null);
         }

@@ -31,7 +31,10 @@ final class Qcow2Refcount {
     long tableOffset;                // refcount_table_offset
     int tableClusters;               // refcount_table_clusters
     long freeClusterIndex;           // free_cluster_index hint
-    /** Host ranges freed while {@link #collectDiscards} is set, sent to the file after the metadata is on disk. */
+    /**
+     * Host ranges freed while {@link #collectDiscards} is set, sent to the file after the metadata
+     * is on disk; a cluster allocated again before then is taken out ({@link #keepFromDiscard}).
+     */
     final List<long[]> pendingDiscards = new ArrayList<>();
     boolean collectDiscards;
 
@@ -180,6 +183,10 @@ final class Qcow2Refcount {
             }
             s.refblockCache.markDirty(slot);
             Qcow2Layout.setRefcount(addr, refcountOrder, bi, n);
+            if (rc == 0 && !pendingDiscards.isEmpty()) {
+                // freed earlier in this request and taken again (e.g. as a new L2 table): not to be punched
+                keepFromDiscard(cur);
+            }
             if (n == 0) {
                 if (ci < freeClusterIndex) freeClusterIndex = ci;
                 s.refblockCache.discardCluster(cur, clusterSize);
@@ -193,6 +200,29 @@ final class Qcow2Refcount {
             update(offset, cur - offset, -addend);
         }
         return ret;
+    }
+
+    /**
+     * Takes the cluster at {@code off} out of the pending discards: it was allocated again before
+     * they were sent, and punching it would destroy what it now holds.
+     */
+    private void keepFromDiscard(long off) {
+        for (int i = 0; i < pendingDiscards.size(); i++) {
+            long[] r = pendingDiscards.get(i);
+            long end = r[0] + r[1];
+            if (off < r[0] || off >= end) continue;
+            if (off == r[0]) {
+                r[0] += clusterSize;
+                r[1] -= clusterSize;
+                if (r[1] == 0) pendingDiscards.remove(i);
+            } else if (off + clusterSize == end) {
+                r[1] -= clusterSize;
+            } else {
+                r[1] = off - r[0];
+                pendingDiscards.add(i + 1, new long[] {off + clusterSize, end - off - clusterSize});
+            }
+            return;
+        }
     }
 
     private void queueDiscard(long off) {

@@ -1,5 +1,6 @@
 package io.vblk.qcow2;
 
+import static io.vblk.qcow2.Qcow2Constants.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 import io.vblk.block.BlockException;
@@ -11,6 +12,7 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -114,22 +116,37 @@ class Qcow2DriverTest {
             t.q = q;
             byte[] shadow = new byte[size];
             Random r = new Random(7);
+            int crossing = 0;
             for (int round = 0; round < 6; round++) {
                 int writers = 32;
                 int[] results = new int[writers];
                 java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(writers);
-                // each writer gets a disjoint 2 KiB piece of a few shared clusters; all are started
-                // on the context thread so each runs until its first (yielding) file request
+                // each writer gets 1 KiB in the middle of its own 2 KiB slot of one of a few shared
+                // clusters; every third instead takes the gap across the end of its cluster (into the
+                // next one) if no other writer has it. Ranges are disjoint: concurrent overlapping
+                // writes have no defined order (neither here nor in QEMU), so a shadow could not know
+                // which one wins. All writers are started on the context thread so each runs until
+                // its first (yielding) file request.
+                long[] offs = new long[writers];
+                int[] lens = new int[writers];
+                for (int w = 0; w < writers; w++) {
+                    offs[w] = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs) + (long) w * 2048 + 512;
+                    lens[w] = 1024;
+                }
+                for (int w = 0; w < writers; w += 3) {
+                    long across = (offs[w] / cs + 1) * cs - 512;
+                    if (!overlapsOthers(offs, lens, w, across, 1024)) offs[w] = across;
+                }
                 java.util.List<Runnable> bodies = new java.util.ArrayList<>();
                 for (int w = 0; w < writers; w++) {
                     int wi = w;
-                    long cl = (long) r.nextInt(6) * cs + (round % 2 == 0 ? 0 : 3L * cs);
-                    long off = cl + (long) wi * 2048;
-                    int len = 2048 + (wi % 3 == 0 ? cs : 0);
+                    long off = offs[w];
+                    int len = lens[w];
                     if (off + len > size) {
                         done.countDown();
                         continue;
                     }
+                    if (off / cs != (off + len - 1) / cs) crossing++;
                     byte[] d = pattern(r, len);
                     System.arraycopy(d, 0, shadow, (int) off, len);
                     bodies.add(() -> {
@@ -142,10 +159,19 @@ class Qcow2DriverTest {
                 for (int w = 0; w < writers; w++) assertEquals(0, results[w]);
             }
             assertTrue(t.drv().clusters.dependencyWaits > 0, "writers really raced for the same clusters");
+            assertTrue(crossing > 0, "some writers crossed into the next cluster");
             verifyAll(t, shadow);
             assertEquals(0, t.closeImage());
             assertClean(t, fileSize);
         }
+    }
+
+    /** True if [off, off+len) overlaps the range of any writer other than {@code self}. */
+    private static boolean overlapsOthers(long[] offs, int[] lens, int self, long off, long len) {
+        for (int v = 0; v < offs.length; v++) {
+            if (v != self && offs[v] < off + len && off < offs[v] + lens[v]) return true;
+        }
+        return false;
     }
 
     @Test
@@ -258,6 +284,49 @@ class Qcow2DriverTest {
         }
     }
 
+    /**
+     * One unmapping request frees data clusters in one L2 table, then allocates the next L2 table
+     * (its L1 entry was empty, and a backing file means it must hold ZERO entries). The freed
+     * clusters are the first free ones, so the new table lands on one of them: the deferred
+     * discard of the freed range must not punch it, or the range reads the backing file again.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void unmapThenL2AllocationInOneRequestKeepsTheNewTable(boolean zeroWrite) throws Exception {
+        long fileSize = 8L << 20;
+        int cs = 512, size = 1 << 20;
+        int l2Span = cs / 8 * cs;                  // guest bytes one L2 table maps (32 KiB)
+        try (TestImage t = new TestImage(fileSize)) {
+            BlockNode base = BlockNode.open(BlockOptions.parse("driver=memory,size=" + size));
+            byte[] baseData = pattern(new Random(5), size);
+            t.run(() -> TestImage.write(base, 0, baseData));
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            t.open("backing=null,discard=unmap,l2-cache-size=" + (2 * cs));
+            t.drv().attachBacking(base);
+            byte[] shadow = baseData.clone();
+            byte[] d = pattern(new Random(6), l2Span);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, d)));
+            System.arraycopy(d, 0, shadow, 0, d.length);
+            long l1Before = t.drv().clusters.l1[1];
+            assertEquals(0, l1Before, "the second L2 table does not exist yet");
+            long off = l2Span / 2, len = l2Span;    // second half of table 0, first half of table 1
+            int r = zeroWrite ? t.run(() -> t.q.pwriteZeroes(off, len, RequestFlags.MAY_UNMAP)) : t.run(() -> t.q.pdiscard(off, len));
+            assertEquals(0, r);
+            Arrays.fill(shadow, (int) off, (int) (off + len), (byte) 0);
+            long newL2 = Qcow2Layout.l1Offset(t.drv().clusters.l1[1]);
+            assertTrue(newL2 != 0, "the request allocated the second L2 table");
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            t.open("backing=null");
+            BlockNode base2 = BlockNode.open(BlockOptions.parse("driver=memory,size=" + size));
+            t.run(() -> TestImage.write(base2, 0, baseData));
+            t.drv().attachBacking(base2);
+            verifyAll(t, shadow);
+            assertEquals(0, t.closeImage());
+        }
+    }
+
     @Test
     void lazyRefcountsSetDirtyBeforeFirstLinkAndCleanCloseClearsIt() throws Exception {
         long fileSize = 16L << 20;
@@ -307,9 +376,17 @@ class Qcow2DriverTest {
             verifyAll(t, shadow);
             t.closeImage();
             assertEquals(1, t.raw(72, 8)[7] & 1);
-            // a read/write open rebuilds the refcounts
+            // a read/write open rebuilds the refcounts (through the checker), which moves the
+            // refcount table: the driver must use the new location from the header
+            long tableBefore = java.nio.ByteBuffer.wrap(t.raw(48, 8)).getLong();
             t.open("");
             assertEquals(0, t.raw(72, 8)[7] & 1, "dirty bit cleared by the repair");
+            long tableAfter = java.nio.ByteBuffer.wrap(t.raw(48, 8)).getLong();
+            assertNotEquals(tableBefore, tableAfter, "the rebuild wrote a new refcount table");
+            assertEquals(tableAfter, t.drv().refcount.tableOffset, "driver uses the new refcount table");
+            assertEquals(tableAfter, t.drv().header.refcountTableOffset);
+            assertEquals(java.nio.ByteBuffer.wrap(t.raw(56, 4)).getInt(), t.drv().refcount.tableClusters);
+            assertEquals(0, t.drv().header.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY, "dirty bit cleared in memory");
             assertClean(t, fileSize);
             verifyAll(t, shadow);
             assertEquals(0, t.run(() -> TestImage.write(t.q, 5000, new byte[70000])));
@@ -319,6 +396,59 @@ class Qcow2DriverTest {
             ImageChecker c = ImageChecker.check(t.rawAddress(), fileSize);
             assertTrue(c.corruptions.isEmpty(), c.toString());
         }
+    }
+
+    /**
+     * A dirty image with valid persistent bitmaps is not repaired (the checker does not walk the
+     * bitmap directory, so a repair would free the bitmaps' clusters): a read/write open fails
+     * with ENOTSUP and writes nothing; a read-only open still works.
+     */
+    @Test
+    void dirtyImageWithPersistentBitmapsIsRefusedUntouched() throws Exception {
+        long fileSize = 16L << 20;
+        int cs = 4096;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(4 << 20).clusterSize(cs).lazyRefcounts(true));
+            t.open("");
+            byte[] data = new byte[3 * cs];
+            Arrays.fill(data, (byte) 0x5a);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 0, data)));
+            t.run(() -> {
+                Qcow2Driver d = t.drv();
+                d.lock.lock();
+                try {
+                    return d.l2Cache.write();
+                } finally {
+                    d.lock.unlock();
+                }
+            });
+            t.q.closeWithoutFlush();
+            t.q = null;
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(QCOW2_INCOMPAT_DIRTY, h.incompatibleFeatures & QCOW2_INCOMPAT_DIRTY);
+            h.otherExtensions.add(new Qcow2Header.Extension(QCOW2_EXT_MAGIC_BITMAPS, new byte[24]));
+            h.autoclearFeatures |= QCOW2_AUTOCLEAR_BITMAPS;
+            t.rawWrite(0, h.serialize());
+            byte[] before = t.raw(0, (int) fileSize);
+            BlockException e = assertThrows(BlockException.class, () -> t.open(""));
+            assertEquals(Errno.ENOTSUP, e.errno(), e.getMessage());
+            assertTrue(e.getMessage().contains("persistent bitmaps"), e.getMessage());
+            assertArrayEquals(before, t.raw(0, (int) fileSize), "nothing written");
+            t.open("read-only=on");
+            int[] ret = {0};
+            byte[] got = readSync(t, 0, data.length, ret);
+            assertEquals(0, ret[0]);
+            assertArrayEquals(data, got);
+        }
+    }
+
+    private static byte[] readSync(TestImage t, long off, int len, int[] ret) {
+        byte[][] out = {null};
+        t.run(() -> {
+            out[0] = TestImage.read(t.q, off, len, ret);
+            return 0;
+        });
+        return out[0];
     }
 
     @Test

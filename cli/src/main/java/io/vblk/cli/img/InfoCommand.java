@@ -5,6 +5,7 @@ import static io.vblk.qcow2.Qcow2Constants.*;
 import io.vblk.block.AioContext;
 import io.vblk.block.BlockException;
 import io.vblk.block.BlockNode;
+import io.vblk.block.Errno;
 import io.vblk.cli.img.ImgSupport.Args;
 import io.vblk.cli.img.ImgSupport.UsageException;
 import io.vblk.qcow2.Qcow2Header;
@@ -69,6 +70,7 @@ public final class InfoCommand {
             BlockNode n = node;
             long length = lengthOf(ctx, n);
             Qcow2Header h = null;
+            java.util.List<Map<String, Object>>[] snaps = new java.util.List[] {java.util.List.of()};
             if (fmt.equals("qcow2")) {
                 Qcow2Header[] hh = {null};
                 String[] error = {null};
@@ -76,6 +78,7 @@ public final class InfoCommand {
                     CheckFile f = CheckFile.of(n);
                     try {
                         hh[0] = Qcow2Check.readHeader(f);
+                        snaps[0] = readSnapshots(f, hh[0]);
                     } catch (BlockException e) {
                         error[0] = e.getMessage();
                     } finally {
@@ -91,6 +94,7 @@ public final class InfoCommand {
             }
             long actual = ImgSupport.allocatedSize(filename);
             Map<String, Object> info = info(filename, fmt, length, actual, h);
+            if (!snaps[0].isEmpty()) info.put("snapshots", snaps[0]);
             if (json) {
                 out.println(QemuJson.pretty(info));
             } else {
@@ -151,6 +155,51 @@ public final class InfoCommand {
         return m;
     }
 
+    /**
+     * The snapshot table as ImageInfo's "snapshots" list (qcow2_read_snapshots +
+     * qcow2_snapshot_list), bounded by the header's validated nb_snapshots and the 64 MiB table limit.
+     */
+    static java.util.List<Map<String, Object>> readSnapshots(CheckFile f, Qcow2Header h) throws BlockException {
+        java.util.List<Map<String, Object>> list = new java.util.ArrayList<>();
+        long off = h.snapshotsOffset;
+        byte[] hdr = new byte[40];
+        for (int i = 0; i < h.nbSnapshots; i++) {
+            off = (off + 7) & ~7L;
+            if (f.read(off, hdr, 0, 40) < 0) throw new BlockException(Errno.EIO, "Could not read the snapshot table");
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(hdr);
+            int idLen = b.getShort(12) & 0xffff;
+            int nameLen = b.getShort(14) & 0xffff;
+            long dateSec = b.getInt(16) & 0xffffffffL;
+            long dateNsec = b.getInt(20) & 0xffffffffL;
+            long clock = b.getLong(24);
+            long vmState = b.getInt(32) & 0xffffffffL;
+            long extra = b.getInt(36) & 0xffffffffL;
+            if (extra > 1024) throw new BlockException(Errno.EFBIG, "Too much extra metadata in snapshot table entry " + i);
+            off += 40;
+            byte[] ex = new byte[(int) extra];
+            if (f.read(off, ex, 0, ex.length) < 0) throw new BlockException(Errno.EIO, "Could not read the snapshot table");
+            java.nio.ByteBuffer eb = java.nio.ByteBuffer.wrap(ex);
+            if (extra >= 8) vmState = eb.getLong(0);
+            long icount = extra >= 24 ? eb.getLong(16) : -1;
+            off += extra;
+            byte[] names = new byte[idLen + nameLen];
+            if (f.read(off, names, 0, names.length) < 0) throw new BlockException(Errno.EIO, "Could not read the snapshot table");
+            off += names.length;
+            if (off - h.snapshotsOffset > QCOW_MAX_SNAPSHOTS_SIZE) throw new BlockException(Errno.EFBIG, "Snapshot table is too big");
+            Map<String, Object> sn = new LinkedHashMap<>();
+            sn.put("id", new String(names, 0, idLen, java.nio.charset.StandardCharsets.UTF_8));
+            sn.put("name", new String(names, idLen, nameLen, java.nio.charset.StandardCharsets.UTF_8));
+            sn.put("vm-state-size", vmState);
+            sn.put("date-sec", dateSec);
+            sn.put("date-nsec", dateNsec);
+            sn.put("vm-clock-sec", Long.divideUnsigned(clock, 1_000_000_000L));
+            sn.put("vm-clock-nsec", Long.remainderUnsigned(clock, 1_000_000_000L));
+            if (icount != -1) sn.put("icount", icount);
+            list.add(sn);
+        }
+        return list;
+    }
+
     /** bdrv_get_full_backing_filename: a relative name is relative to the image's directory. */
     static String fullBackingName(String image, String backing) {
         if (backing.startsWith("/") || backing.contains("://")) return backing;
@@ -174,6 +223,21 @@ public final class InfoCommand {
             String full = (String) m.get("full-backing-filename");
             out.println("backing file: " + b + (full.equals(b) ? "" : " (actual path: " + full + ")"));
             if (m.containsKey("backing-filename-format")) out.println("backing file format: " + m.get("backing-filename-format"));
+        }
+        java.util.List<Map<String, Object>> snaps = (java.util.List<Map<String, Object>>) m.get("snapshots");
+        if (snaps != null) {
+            out.println("Snapshot list:");
+            out.printf("%-10s%-17s%8s%20s%13s%11s%n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+            java.time.format.DateTimeFormatter df = java.time.format.DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
+            for (Map<String, Object> sn : snaps) {
+                long secs = (Long) sn.get("vm-clock-sec");
+                long ns = (Long) sn.get("vm-clock-nsec");
+                String clock = String.format("%02d:%02d:%02d.%03d", secs / 3600, (secs / 60) % 60, secs % 60, ns / 1000000);
+                String date = java.time.Instant.ofEpochSecond((Long) sn.get("date-sec")).atZone(java.time.ZoneId.systemDefault()).format(df);
+                Object ic = sn.get("icount");
+                out.printf("%-9s %-16s %8s%20s%13s%11s%n", sn.get("id"), sn.get("name"), ImgSupport.sizeToStr((Long) sn.get("vm-state-size")),
+                        date, clock, ic == null ? "" : ic.toString());
+            }
         }
         Map<String, Object> spec = (Map<String, Object>) m.get("format-specific");
         if (spec != null) {

@@ -314,7 +314,11 @@ class Qcow2ToolsInteropTest {
         ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "pre.qcow2", "8M");
         ok("qemu-img", "create", "-q", "-f", "raw", "plain.raw", "4M");
         ok("qemu-io", "-f", "raw", "-c", "write -P 1 1M 64k", "plain.raw");
-        for (String f : new String[] {"base.qcow2", "mid.qcow2", "top.qcow2", "comp.qcow2", "pre.qcow2", "plain.raw"}) {
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "snap.qcow2", "16M");
+        ok("qemu-io", "-c", "write -P 4 0 1M", "snap.qcow2");
+        ok("qemu-img", "snapshot", "-c", "first", "snap.qcow2");
+        ok("qemu-img", "snapshot", "-c", "second", "snap.qcow2");
+        for (String f : new String[] {"base.qcow2", "mid.qcow2", "top.qcow2", "comp.qcow2", "pre.qcow2", "plain.raw", "snap.qcow2"}) {
             for (String o : new String[] {"human", "json"}) {
                 for (String tool : new String[] {"info", "map"}) {
                     Out q = sh("qemu-img", tool, "--output=" + o, f);
@@ -323,6 +327,112 @@ class Qcow2ToolsInteropTest {
                     assertEquals(q.out, v.out, tool + " " + o + " " + f);
                 }
             }
+        }
+    }
+
+    /**
+     * Preallocated zero clusters (ZERO flag with a host cluster, "zero-alloc") are reported with
+     * their host offset, as qemu-img map does: on a metadata-preallocated image zeroed by qemu-io,
+     * and on a plain image whose data clusters were zeroed in place (zero-alloc runs between data
+     * clusters, split where the host clusters stop being contiguous).
+     */
+    @Test
+    void mapShowsTheOffsetOfPreallocatedZeroClusters() throws Exception {
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "prez.qcow2", "8M");
+        ok("qemu-io", "-c", "write -z 0 64k", "-c", "write -P 3 1M 64k", "-c", "write -z 1M 128k", "-c", "write -z 4M 64k", "prez.qcow2");
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "zin.qcow2", "8M");
+        ok("qemu-io", "-c", "write -P 1 0 256k", "-c", "write -P 2 1M 64k", "-c", "write -P 4 2M 64k",
+                "-c", "write -z 64k 128k", "-c", "write -z 1M 64k", "-c", "write -z 2M 64k", "zin.qcow2");
+        for (String f : new String[] {"prez.qcow2", "zin.qcow2"}) {
+            Out q = sh("qemu-img", "map", "--output=json", f);
+            assertEquals(0, q.exit, q.err);
+            // the images really have zero-alloc extents (zero, not data, with an offset)
+            assertTrue(q.out.lines().anyMatch(l -> l.contains("\"zero\": true, \"data\": false, \"offset\": ")), q.out);
+            Out v = vblk("map", "--output=json", f);
+            assertEquals(0, v.exit, v.err);
+            assertEquals(q.out, v.out, "map --output=json " + f);
+            assertEquals(sh("qemu-img", "map", f).out, vblk("map", f).out, "map " + f);
+        }
+    }
+
+    /**
+     * The API the qcow2 driver calls on a read-write open of a dirty image, over the real file
+     * driver, buffered and O_DIRECT (the checker's aligned read-modify-write path).
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"off", "on"})
+    void repairDirtyOverTheFileDriver(String direct) throws Exception {
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4k", "lazy.qcow2", "64M");
+        sh("qemu-io", "-c", "write -P 5 0 3M", "-c", "write -P 6 40M 1M", "-c", "write -P 7 1001k 3k", "-c", "sigraise 9", "lazy.qcow2");
+        assertEquals(2, sh("qemu-img", "check", "lazy.qcow2").exit);
+        io.vblk.block.AioContext ctx = io.vblk.aio.IoThreads.start("repair-dirty");
+        try {
+            io.vblk.block.BlockNode file = io.vblk.block.BlockNode.open(new io.vblk.block.BlockOptions().put("driver", "file")
+                    .put("filename", dir.resolve("lazy.qcow2").toString()).put("cache.direct", direct).put("aio", "threads"));
+            String[] error = {null};
+            io.vblk.qcow2.Qcow2Header[] hh = {null};
+            ctx.run(() -> {
+                io.vblk.qcow2.check.CheckFile f = io.vblk.qcow2.check.CheckFile.of(file);
+                try {
+                    hh[0] = io.vblk.qcow2.check.Qcow2Check.readHeader(f);
+                    io.vblk.qcow2.check.Qcow2Check.repairDirty(file, hh[0]);
+                } catch (io.vblk.block.BlockException e) {
+                    error[0] = e.getMessage();
+                } finally {
+                    f.close();
+                }
+                return 0;
+            });
+            ctx.run(file::close);
+            assertNull(error[0], error[0]);
+            assertEquals(0, hh[0].incompatibleFeatures & 1, "dirty bit cleared in the header object");
+        } finally {
+            ctx.close();
+        }
+        Out q = sh("qemu-img", "check", "lazy.qcow2");
+        assertEquals(0, q.exit, q.out + q.err);
+        assertFalse(sh("qemu-img", "info", "lazy.qcow2").out.contains("cleanly shut down"));
+        ok("qemu-io", "-c", "read -P 5 0 1000k", "-c", "read -P 7 1001k 3k", "-c", "read -P 6 40M 1M", "lazy.qcow2");
+    }
+
+    /** Hostile or broken images: one error line naming the problem, exit 1, no stack trace, no write. */
+    @Test
+    void brokenImagesGiveOneLineErrors() throws Exception {
+        makeImage("good.qcow2");
+        byte[] good = Files.readAllBytes(dir.resolve("good.qcow2"));
+        Files.write(dir.resolve("short.qcow2"), java.util.Arrays.copyOf(good, 50));
+        Files.copy(dir.resolve("good.qcow2"), dir.resolve("hugel1.qcow2"));
+        try (RandomAccessFile f = new RandomAccessFile(dir.resolve("hugel1.qcow2").toFile(), "rw")) {
+            f.seek(36);
+            f.writeInt(0x7fffffff);
+        }
+        // a refcount table past the end of the file: QEMU opens it, check reports every cluster,
+        // -r all rebuilds the refcount structure; vblk does the same
+        Files.copy(dir.resolve("good.qcow2"), dir.resolve("rtfar.qcow2"));
+        poke64("rtfar.qcow2", 48, 1L << 40);
+        assertSameCheck("rtfar.qcow2");
+        Out fix = vblk("check", "-r", "all", "rtfar.qcow2");
+        assertEquals(0, fix.exit, fix.out + fix.err);
+        assertEquals(0, sh("qemu-img", "check", "rtfar.qcow2").exit);
+        ok("qemu-img", "compare", "good.qcow2", "rtfar.qcow2");
+        Files.copy(dir.resolve("good.qcow2"), dir.resolve("cbits.qcow2"));
+        try (RandomAccessFile f = new RandomAccessFile(dir.resolve("cbits.qcow2").toFile(), "rw")) {
+            f.seek(20);
+            f.writeInt(40);
+        }
+        for (String name : new String[] {"short.qcow2", "hugel1.qcow2", "cbits.qcow2", "missing.qcow2"}) {
+            byte[] before = Files.exists(dir.resolve(name)) ? Files.readAllBytes(dir.resolve(name)) : null;
+            for (String tool : new String[] {"check", "info", "map"}) {
+                Out v = vblk(tool, "-f", "qcow2", name);
+                assertEquals(1, v.exit, tool + " " + name + ": " + v.out + v.err);
+                assertEquals(1, v.err.lines().count(), tool + " " + name + ": " + v.err);
+                assertTrue(v.err.startsWith("vblk: "), v.err);
+                assertFalse(v.err.contains("Exception"), v.err);
+                assertEquals(1, sh("qemu-img", tool, "-f", "qcow2", name).exit, "qemu-img agrees that " + name + " cannot be opened");
+            }
+            Out r = vblk("check", "-r", "all", "-f", "qcow2", name);
+            assertEquals(1, r.exit);
+            if (before != null) assertArrayEquals(before, Files.readAllBytes(dir.resolve(name)), name + " unchanged");
         }
     }
 }

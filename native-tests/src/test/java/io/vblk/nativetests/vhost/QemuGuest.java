@@ -131,6 +131,7 @@ final class QemuGuest {
                 for k in 0 1 2 3; do dd if=/pattern.bin of=/dev/vda bs=4k count=256 seek=$((8192 + k * 256)) oflag=direct 2>/dev/null || echo "E2E-CHECK FAIL: T4-write-$k" & done
                 wait
                 done
+                [ $R -gt 1 ] && echo "E2E-T4-END"
                 for k in 32 33 34 35; do [ "$(dd if=/dev/vda bs=1M skip=$k count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$P" ] || fail T4-$k; done
                 # T5: 64 MiB sequential read
                 dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null || fail T5

@@ -8,8 +8,9 @@ import io.vblk.block.Errno;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.Qcow2Layout;
 import io.vblk.qcow2.Qcow2Layout.ClusterType;
-import java.io.OutputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -94,6 +95,12 @@ public final class Qcow2Check {
             result.checkErrors++;
             return result;
         }
+        if (fix != 0 && hasValidBitmaps(h)) {
+            // their tables and data clusters are not counted here: a repair would free them
+            log.println("ERROR: images with persistent bitmaps cannot be repaired by vblk yet; use 'qemu-img check -r all'");
+            result.checkErrors++;
+            return result;
+        }
         CheckResult snap = new CheckResult();
         int ret = c.readSnapshotTable(snap);
         if (ret < 0) {
@@ -125,19 +132,28 @@ public final class Qcow2Check {
      * Repairs an image whose dirty bit is set (lazy refcounts after an unclean shutdown) before
      * it is used read-write, as QEMU's qcow2_do_open does with BDRV_FIX_ERRORS | BDRV_FIX_LEAKS:
      * rebuilds or fixes the refcounts, fixes the COPIED flags, then clears the dirty bit (on disk
-     * and in {@code h}). Messages are discarded. Call from a coroutine on the file node's context,
-     * before the driver loads its refcount table (a rebuild moves it: re-read
-     * {@code h.refcountTableOffset/refcountTableClusters} afterwards).
+     * and in {@code h}). Messages are discarded (the first ERROR line goes into the exception).
+     * Call from a coroutine on the file node's context; a rebuild moves the refcount table, so the
+     * caller must take its location from the header afterwards and reload its tables (the qcow2
+     * driver does, in {@code Qcow2Driver.repairDirty}).
      *
-     * @throws BlockException (EIO) when the image could not be made consistent
+     * @throws BlockException (EIO) when the image could not be made consistent, (ENOTSUP) when it
+     *     has valid persistent bitmaps
      */
     public static CheckResult repairDirty(BlockNode file, Qcow2Header h) throws BlockException {
+        if (hasValidBitmaps(h)) {
+            throw new BlockException(Errno.ENOTSUP, "Could not repair dirty image: it has persistent bitmaps, which vblk"
+                    + " cannot account for yet; run 'qemu-img check -r all'");
+        }
         CheckFile f = CheckFile.of(file);
+        ByteArrayOutputStream messages = new ByteArrayOutputStream();
         try {
-            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(OutputStream.nullOutputStream()));
+            CheckResult r = check(f, h, FIX_LEAKS | FIX_ERRORS, new PrintStream(messages, true, StandardCharsets.UTF_8));
             if (r.checkErrors != 0 || r.corruptions != 0) {
+                String first = messages.toString(StandardCharsets.UTF_8).lines()
+                        .filter(l -> l.contains("ERROR")).findFirst().orElse("");
                 throw new BlockException(Errno.EIO, "Could not repair dirty image: " + r.corruptions
-                        + " corruptions and " + r.checkErrors + " check errors remain");
+                        + " corruptions and " + r.checkErrors + " check errors remain" + (first.isEmpty() ? "" : " (" + first + ")"));
             }
             return r;
         } finally {
@@ -145,7 +161,22 @@ public final class Qcow2Check {
         }
     }
 
-    /** Reads and parses the header in cluster 0 (at most 2 MiB), checking the tables lie inside the file. */
+    /**
+     * Whether the image carries persistent bitmaps that are still valid (bitmaps extension present
+     * and the bitmaps autoclear bit set). Their directory, tables and data clusters are referenced
+     * only from the extension, which this checker does not walk (QEMU's
+     * qcow2_check_bitmaps_refcounts), so repairing would free them. With the autoclear bit clear
+     * the bitmaps are stale by the spec and their clusters really are leaks.
+     */
+    static boolean hasValidBitmaps(Qcow2Header h) {
+        if ((h.autoclearFeatures & QCOW2_AUTOCLEAR_BITMAPS) == 0) return false;
+        for (Qcow2Header.Extension e : h.otherExtensions) {
+            if (e.type() == QCOW2_EXT_MAGIC_BITMAPS) return true;
+        }
+        return false;
+    }
+
+    /** Reads and parses the header in cluster 0 (at most 2 MiB). */
     public static Qcow2Header readHeader(CheckFile file) throws BlockException {
         long len = file.length();
         if (len < 0) throw new BlockException((int) -len, "Could not get the file length: " + Errno.describe((int) -len));
@@ -153,9 +184,10 @@ public final class Qcow2Check {
         byte[] buf = new byte[n];
         int r = file.read(0, buf, 0, n);
         if (r < 0) throw new BlockException(-r, "Could not read the qcow2 header: " + Errno.describe(-r));
-        Qcow2Header h = Qcow2Header.parse(buf);
-        h.checkInsideFile(len);
-        return h;
+        // like QEMU, tables reaching past the end of the file are not refused here: they read as
+        // zeros and the check reports them (and -r all rebuilds a lost refcount table); their
+        // sizes are already bounded by parse (L1 <= 32 MiB, refcount table <= 8 MiB)
+        return Qcow2Header.parse(buf);
     }
 
     // ---------------------------------------------------------------- snapshot table
@@ -229,7 +261,8 @@ public final class Qcow2Check {
         int r = loadReftable(res);
         if (r < 0) return r;
         try {
-            activeL1 = readTable(h.l1TableOffset, h.l1Size);
+            long inside = h.l1TableOffset >= fileLen ? 0 : Math.min(h.l1Size, (fileLen - h.l1TableOffset) / 8);
+            activeL1 = readTable(h.l1TableOffset, inside);
         } catch (IoError e) {
             // reported by check_refcounts_l1 below
             activeL1 = null;
@@ -414,7 +447,10 @@ public final class Qcow2Check {
             l1 = activeL1;
         } else {
             try {
-                l1 = readTable(l1Offset, l1Size);
+                // entries past the end of the file read as zero and reference nothing: read only
+                // the part inside the file, so a hostile l1_size costs no memory or time
+                long inside = l1Offset >= fileLen ? 0 : Math.min(l1Size, (fileLen - l1Offset) / 8);
+                l1 = readTable(l1Offset, inside);
             } catch (IoError e) {
                 log.println("ERROR: I/O error in check_refcounts_l1");
                 res.checkErrors++;
@@ -547,7 +583,7 @@ public final class Qcow2Check {
         if (idx >= reftable.length) return 0;
         long off = reftable[(int) idx] & REFT_OFFSET_MASK;
         if (off == 0) return 0;
-        if ((off & (cs - 1)) != 0) return -Errno.EIO;
+        if ((off & (cs - 1)) != 0 || off < 0 || off > QCOW_MAX_CLUSTER_OFFSET) return -Errno.EIO;
         int r = loadRefblock(off);
         if (r < 0) return r;
         int within = (int) (cluster & ((1L << (cb + 3 - order)) - 1));

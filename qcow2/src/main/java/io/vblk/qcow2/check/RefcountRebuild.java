@@ -10,9 +10,11 @@ import java.io.PrintStream;
  * Writes a complete new refcount structure from the counted references and switches the header
  * to it: QEMU's rebuild_refcount_structure (block/qcow2-refcount.c), in our own layout.
  *
- * <p>The new refcount blocks and the new refcount table are placed together after the last
- * cluster that is referenced or lies inside the file, so no live cluster (including the old
- * refcount structures, which are still referenced until the switch) is ever overwritten. Their
+ * <p>The new refcount blocks and the new refcount table are placed together right after the last
+ * cluster that is referenced when they fit before the end of the file (so a file that cannot
+ * grow, such as a block device or a fixed-size node, is repaired in its free tail), else at the
+ * end of the file. Either way no live cluster (including the old refcount structures, which are
+ * counted as references until the switch) is ever overwritten. Their
  * number is found by a fixed-point iteration (the new clusters need refcounts themselves). The
  * write order makes a crash at any point harmless:
  * <ol>
@@ -44,37 +46,59 @@ final class RefcountRebuild {
         this.cs = 1 << cb;
     }
 
-    /** Rebuilds; returns 0 or a negative errno (with a message on the log). */
-    int run() {
-        int order = h.refcountOrder;
-        long perBlock = 1L << (cb + 3 - order);
-        long start = nb;                               // first cluster of the new structures
-        long baseIdx = (nb + perBlock - 1) / perBlock;  // refblock indexes covering existing clusters
-        boolean[] used = new boolean[(int) baseIdx];
-        for (long c = 0; c < nb; c++) {
-            if (refs[(int) c] != 0) used[(int) (c / perBlock)] = true;
-        }
-        // fixed point: k clusters of new structures must be covered by the refblocks among them
+    /** Size of a new refcount structure placed at a given first cluster. */
+    private record Layout(long k, long blocks, long tableClusters, long nIdx) {}
+
+    /**
+     * Fixed point: the {@code k} clusters of new structures starting at {@code start} must be
+     * covered by the refblocks among them. Null if it does not converge.
+     */
+    private Layout layout(long start, long perBlock, long baseIdx, boolean[] used) {
         long k = 0;
-        long blocks = 0, tableClusters = 0, nIdx = 0;
-        for (int iter = 0; ; iter++) {
-            if (iter > 64) {
-                log.println("ERROR: could not lay out the new refcount structure");
-                return -Errno.EIO;
-            }
+        for (int iter = 0; iter <= 64; iter++) {
             long allEnd = start + k;
-            nIdx = (allEnd + perBlock - 1) / perBlock;
-            blocks = 0;
+            long nIdx = (allEnd + perBlock - 1) / perBlock;
+            long blocks = 0;
             for (long idx = 0; idx < nIdx; idx++) {
                 boolean old = idx < baseIdx && used[(int) idx];
                 boolean fresh = k > 0 && idx * perBlock < allEnd && (idx + 1) * perBlock > start;
                 if (old || fresh) blocks++;
             }
-            tableClusters = Math.max(1, (nIdx * 8 + cs - 1) >>> cb);
+            long tableClusters = Math.max(1, (nIdx * 8 + cs - 1) >>> cb);
             long need = blocks + tableClusters;
-            if (need == k) break;
+            if (need == k) return new Layout(k, blocks, tableClusters, nIdx);
             k = need;
         }
+        return null;
+    }
+
+    /** Rebuilds; returns 0 or a negative errno (with a message on the log). */
+    int run() {
+        int order = h.refcountOrder;
+        long perBlock = 1L << (cb + 3 - order);
+        long baseIdx = (nb + perBlock - 1) / perBlock;  // refblock indexes covering existing clusters
+        boolean[] used = new boolean[(int) baseIdx];
+        long tail = 0;                                   // first cluster after the last reference
+        for (long c = 0; c < nb; c++) {
+            if (refs[(int) c] != 0) {
+                used[(int) (c / perBlock)] = true;
+                tail = c + 1;
+            }
+        }
+        // The new structures go into the unreferenced tail of the file when they fit there whole
+        // (so a file that cannot grow, such as a block device or a fixed-size node, can be
+        // repaired), else they are appended at the end of the file as before.
+        long start = tail;
+        Layout l = layout(start, perBlock, baseIdx, used);
+        if (l != null && start + l.k > nb) {
+            start = nb;
+            l = layout(start, perBlock, baseIdx, used);
+        }
+        if (l == null) {
+            log.println("ERROR: could not lay out the new refcount structure");
+            return -Errno.EIO;
+        }
+        long k = l.k, blocks = l.blocks, tableClusters = l.tableClusters, nIdx = l.nIdx;
         if (tableClusters << cb > QCOW_MAX_REFTABLE_SIZE) {
             log.println("ERROR: the new refcount table would be too large (" + tableClusters + " clusters): " + Errno.describe(Errno.EFBIG));
             return -Errno.EFBIG;
@@ -95,7 +119,7 @@ final class RefcountRebuild {
             java.util.Arrays.fill(block, (byte) 0);
             long first = idx * perBlock;
             for (long c = first; c < first + perBlock && c < allEnd; c++) {
-                long v = c < nb ? refs[(int) c] : 1;   // new structures have refcount 1
+                long v = c >= start ? 1 : refs[(int) c];   // new structures have refcount 1
                 if (v != 0) RefcountCodec.set(block, order, (int) (c - first), v);
             }
             long off = next << cb;

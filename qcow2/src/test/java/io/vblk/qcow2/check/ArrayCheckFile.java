@@ -15,6 +15,7 @@ final class ArrayCheckFile implements CheckFile {
 
     @Override
     public int read(long offset, byte[] dst, int dstOff, int len) {
+        if (offset < 0) return -22; // EINVAL, as pread
         Arrays.fill(dst, dstOff, dstOff + len, (byte) 0);
         if (offset < data.length) {
             int n = (int) Math.min(len, data.length - offset);
@@ -25,6 +26,7 @@ final class ArrayCheckFile implements CheckFile {
 
     @Override
     public int write(long offset, byte[] src, int srcOff, int len) {
+        if (offset < 0 || offset + len > (64 << 20)) return -22; // a test image never needs more
         writes++;
         if (offset + len > data.length) data = Arrays.copyOf(data, (int) (offset + len));
         System.arraycopy(src, srcOff, data, (int) offset, len);

@@ -24,6 +24,11 @@ import static io.vblk.virtio.VirtioSpec.*;
  * head can still be returned) from a corrupt ring ({@link #POP_BROKEN}: avail.idx ran more than
  * the queue size ahead or a head index is out of range), after which the queue refuses to pop
  * until it is reconfigured.
+ *
+ * <p>An optional {@link InflightTracker} (vhost-user INFLIGHT_SHMFD) is told of every pop and every
+ * used-ring publication; at {@link #activate()} it names the heads a previous device left in
+ * flight, and {@link #pop} hands those out again (re-walking their chains in guest memory) before
+ * it takes anything new from the avail ring. Without a tracker pop and push cost one null check.
  */
 public final class VirtQueue {
     public static final int POP_EMPTY = 0, POP_CHAIN = 1, POP_BROKEN = -1;
@@ -54,6 +59,11 @@ public final class VirtQueue {
     private boolean notificationEnabled = true;
     private int pushedSinceSignal;
     private String brokenReason;
+    // inflight tracking (set while inactive; null = none)
+    private InflightTracker tracker;
+    private int[] resubmit;                  // heads to hand out again before the avail ring, oldest first; null when done
+    private int resubmitPos;
+    private int resubmitted;                 // how many heads the last activation found in flight
 
     public VirtQueue(int index, int maxSize) {
         if (Integer.bitCount(maxSize) != 1 || maxSize > MAX_QUEUE_SIZE) {
@@ -105,6 +115,20 @@ public final class VirtQueue {
 
     public void setNotifier(Interrupt interrupt) { this.interrupt = interrupt == null ? Interrupt.NONE : interrupt; }
 
+    /**
+     * Inflight tracking for the next activation and after (null: none). Set while inactive; the
+     * tracker sees this queue's pops and pushes from the queue's thread.
+     */
+    public void setInflightTracker(InflightTracker t) { this.tracker = t; }
+
+    public InflightTracker inflightTracker() { return tracker; }
+
+    /** Heads the last {@link #activate()} found in flight (resubmitted before new avail entries). */
+    public int resubmittedAtActivation() { return resubmitted; }
+
+    /** Resubmitted heads not yet handed out by {@link #pop}. */
+    public int resubmitPending() { return resubmit == null ? 0 : resubmit.length - resubmitPos; }
+
     /** Next avail index the device will pop (vhost-user GET_VRING_BASE). */
     public int lastAvailIdx() { return lastAvail; }
 
@@ -136,10 +160,34 @@ public final class VirtQueue {
             return fail("queue " + index + ": misaligned ring");
         }
         usedIdx = Short.toUnsignedInt((short) IDX.getAcquire(ALL, used + 2));
+        resubmit = null;
+        resubmitPos = resubmitted = 0;
+        if (tracker != null) {
+            String err = recoverInflight();
+            if (err != null) return fail(err);
+        }
         pushedSinceSignal = 0;
         signalledUsedValid = false;
         notificationEnabled = true;
         active = true;
+        return null;
+    }
+
+    /**
+     * Asks the tracker which heads a previous device left in flight (it first repairs its last
+     * batch against our used index) and resumes the avail ring after them: every head ever popped
+     * is either in the used ring or in flight, so the next one to pop is used.idx + in flight
+     * (vu_check_queue_inflights).
+     */
+    private String recoverInflight() {
+        int[] heads = tracker.recoverHeads(usedIdx);
+        if (heads.length > size) return "queue " + index + ": inflight record lists " + heads.length + " heads for a ring of " + size;
+        for (int h : heads) {
+            if (h < 0 || h >= size) return "queue " + index + ": inflight record lists head " + h + " (ring size " + size + ")";
+        }
+        lastAvail = (usedIdx + heads.length) & 0xffff;
+        resubmitted = heads.length;
+        if (heads.length > 0) resubmit = heads;
         return null;
     }
 
@@ -165,6 +213,8 @@ public final class VirtQueue {
         pushedSinceSignal = 0;
         brokenReason = null;
         eventIdx = indirectDesc = false;
+        resubmit = null;
+        resubmitPos = resubmitted = 0;
     }
 
     // ------------------------------------------------------------------ popping
@@ -173,11 +223,11 @@ public final class VirtQueue {
         return Short.toUnsignedInt((short) IDX.getAcquire(ALL, avail + 2));
     }
 
-    /** Entries the driver has made available and the device has not popped; -1 if the ring is corrupt. */
+    /** Entries the driver has made available and the device has not popped (resubmissions included); -1 if the ring is corrupt. */
     public int pending() {
         if (!active) return 0;
         int n = (availIdxAcquire() - lastAvail) & 0xffff;
-        return n > size ? -1 : n;
+        return n > size ? -1 : n + resubmitPending();
     }
 
     /**
@@ -186,22 +236,50 @@ public final class VirtQueue {
      */
     public int pop(DescriptorChain c) {
         if (!active) return brokenReason != null ? POP_BROKEN : POP_EMPTY;
+        if (tracker != null) return popTracked(c);
+        int head = nextAvail();
+        if (head < 0) return head == NO_HEAD ? POP_EMPTY : POP_BROKEN;
+        walk(c, head);
+        return POP_CHAIN;
+    }
+
+    /** Pop with inflight tracking: resubmitted heads first (already recorded), then the avail ring, recording each head. */
+    private int popTracked(DescriptorChain c) {
+        int[] r = resubmit;
+        int head;
+        if (r != null) {
+            head = r[resubmitPos++];
+            if (resubmitPos == r.length) resubmit = null;
+        } else {
+            head = nextAvail();
+            if (head < 0) return head == NO_HEAD ? POP_EMPTY : POP_BROKEN;
+            tracker.begin(head);
+        }
+        walk(c, head);
+        return POP_CHAIN;
+    }
+
+    private static final int NO_HEAD = -1, BROKEN_HEAD = -2;
+
+    /** Takes the next head from the avail ring: the head, {@link #NO_HEAD} or {@link #BROKEN_HEAD}. */
+    private int nextAvail() {
         int availIdx = availIdxAcquire(); // acquire: descriptor reads below see the driver's writes
         int pending = (availIdx - lastAvail) & 0xffff;
-        if (pending == 0) return POP_EMPTY;
+        if (pending == 0) return NO_HEAD;
         if (pending > size) {
-            return broken(String.format("queue %d: avail.idx %d is %d ahead of last_avail_idx %d (size %d)", index, availIdx, pending, lastAvail, size));
+            broken(String.format("queue %d: avail.idx %d is %d ahead of last_avail_idx %d (size %d)", index, availIdx, pending, lastAvail, size));
+            return BROKEN_HEAD;
         }
         int head = Short.toUnsignedInt(ALL.get(U16U, avail + 4 + 2L * (lastAvail & (size - 1))));
         if (head >= size) {
-            return broken("queue " + index + ": head " + head + " >= size " + size);
+            broken("queue " + index + ": head " + head + " >= size " + size);
+            return BROKEN_HEAD;
         }
         lastAvail = (lastAvail + 1) & 0xffff;
         if (eventIdx && notificationEnabled) {
             setAvailEvent(lastAvail);
         }
-        walk(c, head);
-        return POP_CHAIN;
+        return head;
     }
 
     private int broken(String why) {
@@ -267,6 +345,29 @@ public final class VirtQueue {
      */
     public void push(int head, int len) {
         if (!active) return;
+        if (tracker != null) {
+            pushTracked(head, len);
+            return;
+        }
+        publish(head, len);
+    }
+
+    /**
+     * Publication with inflight tracking (vu_queue_inflight_pre_put, flush, post_put): the tracker
+     * learns the head before the element is written, and clears it only once used.idx is stored, so
+     * a crash anywhere in between leaves either the head in flight with the ring's used index
+     * unchanged, or the ring's used index ahead of the tracker's, which tells recovery to clear
+     * the last head.
+     */
+    private void pushTracked(int head, int len) {
+        tracker.prePut(head);
+        VarHandle.storeStoreFence();      // last_batch_head before the element and used.idx
+        publish(head, len);
+        VarHandle.storeStoreFence();      // used.idx before the tracker's inflight = 0
+        tracker.postPut(head, usedIdx);
+    }
+
+    private void publish(int head, int len) {
         long e = used + 4 + 8L * (usedIdx & (size - 1));
         ALL.set(U32U, e, head);
         ALL.set(U32U, e + 4, len);

@@ -6,6 +6,7 @@ import io.vblk.aio.LibC;
 import io.vblk.aio.Native;
 import io.vblk.block.Errno;
 import io.vblk.block.NativeMemory;
+import io.vblk.virtio.queue.InflightTracker;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -106,8 +107,8 @@ public final class InflightRegion implements AutoCloseable {
         C.close(fd);
     }
 
-    /** Per-queue tracking used by the device on its I/O thread. */
-    public static final class Queue {
+    /** Per-queue tracking used by the device on its I/O thread (the {@link InflightTracker} of its {@link io.vblk.virtio.queue.VirtQueue}). */
+    public static final class Queue implements InflightTracker {
         private final long q;
         private final int size;
         private long counter;   // confined to the queue's I/O thread
@@ -119,17 +120,24 @@ public final class InflightRegion implements AutoCloseable {
 
         private long entry(int head) { return q + HEADER + (long) ENTRY * head; }
 
+        @Override
+        public int[] recoverHeads(int ringUsedIdx) { return recover(ringUsedIdx).heads(); }
+
         /** A head was popped from the avail ring (vu_queue_inflight_get). */
+        @Override
         public void begin(int head) {
             long e = entry(head);
             NativeMemory.putLongLE(e + 8, ++counter);
+            java.lang.invoke.VarHandle.storeStoreFence();   // the counter before the mark, so a marked entry has its order
             NativeMemory.putByte(e, (byte) 1);
         }
 
         /** About to publish {@code head} to the used ring (vu_queue_inflight_pre_put). */
+        @Override
         public void prePut(int head) { NativeMemory.putShortLE(q + 12, (short) head); }
 
         /** {@code head} is in the used ring whose idx is now {@code usedIdx} (vu_queue_inflight_post_put). */
+        @Override
         public void postPut(int head, int usedIdx) {
             NativeMemory.putByte(entry(head), (byte) 0);
             java.lang.invoke.VarHandle.storeStoreFence();

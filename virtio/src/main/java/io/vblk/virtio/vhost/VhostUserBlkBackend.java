@@ -16,7 +16,10 @@ import java.util.function.Consumer;
  * turns the mapped memory table into the device's {@link GuestMemory}, front-end virtual ring
  * addresses into guest-physical ones, watches each kick eventfd on the queue's own I/O thread
  * (its epoll poller) and wires the device's used-buffer notifications to the call eventfd.
- * QEMU's block/export/vhost-user-blk-server.c (vu_blk_process_vq, vu_blk_queue_set_started).
+ * When the front-end set up INFLIGHT_SHMFD it hands each queue its {@link InflightRegion.Queue}
+ * as the {@link io.vblk.virtio.queue.InflightTracker}, so requests a killed predecessor left in
+ * flight are resubmitted at start. QEMU's block/export/vhost-user-blk-server.c (vu_blk_process_vq,
+ * vu_blk_queue_set_started).
  */
 public final class VhostUserBlkBackend implements VhostUserBackend {
     private final VirtioBlkDevice dev;
@@ -67,9 +70,23 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
         vq.setSize(q.size());
         vq.setAddresses(desc, avail, used);
         vq.setLastAvailIdx(q.lastAvailIdx());
+        vq.setInflightTracker(q.inflight());   // null unless the front-end gave an inflight region
         dev.setNotifier(i, q::signalCall);
         String err = dev.startQueue(i);
-        if (err != null) return err;
+        if (err != null) {
+            vq.setInflightTracker(null);
+            return err;
+        }
+        if (q.inflight() != null) {
+            int n = vq.resubmittedAtActivation();
+            if (n > 0) {
+                log.accept("vhost-user-blk: queue " + i + ": resubmitting " + n + " request(s) left in flight, avail resumes at "
+                        + vq.lastAvailIdx() + " (front-end base " + q.lastAvailIdx() + ")");
+            } else if (vq.lastAvailIdx() != q.lastAvailIdx()) {
+                log.accept("vhost-user-blk: queue " + i + ": nothing in flight, avail resumes at used index " + vq.lastAvailIdx()
+                        + " (front-end base " + q.lastAvailIdx() + ")");
+            }
+        }
         AioContext ctx = dev.queueContext(i);
         int kick = q.kickFd();
         long buf = kickBuf[i].address();
@@ -92,6 +109,7 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
         }
         int next = dev.stopQueue(i);
         dev.setNotifier(i, null);
+        dev.queue(i).setInflightTracker(null);
         return next;
     }
 

@@ -55,10 +55,19 @@ class EmbeddingExampleTest {
         List<String> lines = Files.readAllLines(Path.of("src/test/java/io/vblk/virtio/example/EmbeddingExampleTest.java"));
         int begin = -1, end = -1;
         for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).contains("// BEGIN README EXAMPLE")) begin = i;
-            if (lines.get(i).contains("// END README EXAMPLE")) end = i;
+            // the first occurrences: the markers themselves, not these two lines that search for them
+            if (begin < 0 && lines.get(i).contains("// BEGIN README EXAMPLE")) begin = i;
+            if (end < 0 && lines.get(i).contains("// END README EXAMPLE")) end = i;
         }
+        assertTrue(begin >= 0 && end > begin + 1, "markers found");
         assertTrue(end - begin - 1 <= 20, "the README example is at most 20 lines: " + (end - begin - 1));
+        // the README shows exactly these lines (indentation removed)
+        List<String> snippet = lines.subList(begin + 1, end);
+        int indent = snippet.stream().filter(l -> !l.isBlank())
+                .mapToInt(l -> l.length() - l.stripLeading().length()).min().orElse(0);
+        String expected = String.join("\n", snippet.stream().map(l -> l.isBlank() ? "" : l.substring(indent)).toList());
+        String readme = Files.readString(Path.of("../README.md"));
+        assertTrue(readme.contains("```java\n" + expected + "\n```"), "README.md must show the example verbatim");
     }
 
     /** What a guest kernel would do: initialise, write, read back, get the serial. */
