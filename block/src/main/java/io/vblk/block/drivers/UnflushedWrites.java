@@ -26,6 +26,7 @@ final class UnflushedWrites {
     private final TreeMap<Long, byte[]> pages = new TreeMap<>();   // page index -> data; guarded by mutex (crash: by this)
     private final NativeBuffer scratch = NativeBuffer.allocate(PAGE, 4096); // guarded by mutex
     private final IoVector scratchVec = IoVector.of(scratch.address(), PAGE); // guarded by mutex
+    private long writtenEnd;   // end of the highest pending write (may lie past the node below); guarded by this
 
     UnflushedWrites(BlockNode below) {
         this.below = below;
@@ -66,6 +67,9 @@ final class UnflushedWrites {
     int write(long offset, long bytes, IoVector qiov, long qiovOffset) {
         mutex.lock();
         try {
+            synchronized (this) {
+                writtenEnd = Math.max(writtenEnd, offset + bytes);
+            }
             long pos = offset;
             long end = offset + bytes;
             while (pos < end) {
@@ -119,16 +123,21 @@ final class UnflushedWrites {
     int commit() {
         mutex.lock();
         try {
-            long len = below.getLength();
-            if (len < 0) {
-                return (int) len;
+            long below_len = below.getLength();
+            if (below_len < 0) {
+                return (int) below_len;
             }
+            // a pending write may have grown the file: commit up to its end, not the old length
+            long len = Math.max(below_len, pendingEnd());
             for (;;) {
                 java.util.Map.Entry<Long, byte[]> e;
                 synchronized (this) {
                     e = pages.firstEntry();
                 }
                 if (e == null) {
+                    synchronized (this) {
+                        writtenEnd = 0;
+                    }
                     return 0;
                 }
                 long off = e.getKey() * PAGE;
@@ -153,7 +162,13 @@ final class UnflushedWrites {
     synchronized int crash() {
         int n = pages.size();
         pages.clear();
+        writtenEnd = 0;
         return n;
+    }
+
+    /** End of the highest write not yet flushed, or 0 (the length the node shows while writes are pending). */
+    synchronized long pendingEnd() {
+        return pages.isEmpty() ? 0 : writtenEnd;
     }
 
     synchronized int pendingPages() {
