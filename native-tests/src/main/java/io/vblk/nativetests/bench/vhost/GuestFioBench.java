@@ -26,14 +26,14 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
- *     [--rounds 3] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
+ *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
  * </pre>
  */
 public final class GuestFioBench {
     static final String[] WORKLOADS = {"randwrite", "randread"};
     static final String[] BACKENDS = {"vblk", "qsd"};
 
-    int rounds = 3, runtime = 20, warmup = 5;
+    int rounds = 3, firstRound = 1, runtime = 20, warmup = 5;
     List<String> formats = List.of("raw");
     String size = "512M";
     Path work = Path.of("/tmp/vblk-gfio");
@@ -51,6 +51,7 @@ public final class GuestFioBench {
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--rounds" -> b.rounds = Integer.parseInt(args[++i]);
+                case "--first-round" -> b.firstRound = Integer.parseInt(args[++i]);   // to add rounds to an earlier run
                 case "--runtime" -> b.runtime = Integer.parseInt(args[++i]);
                 case "--warmup" -> b.warmup = Integer.parseInt(args[++i]);
                 case "--formats" -> b.formats = List.of(args[++i].split(","));
@@ -101,7 +102,7 @@ public final class GuestFioBench {
             Path image = work.resolve("disk." + fmt);
             Files.deleteIfExists(image);
             QemuGuest.run(List.of("qemu-img", "create", "-q", "-f", fmt, "-o", "preallocation=full", image.toString(), size), 300);
-            for (int r = 1; r <= rounds; r++) {
+            for (int r = firstRound; r < firstRound + rounds; r++) {
                 String[] order = r % 2 == 1 ? BACKENDS : new String[] {BACKENDS[1], BACKENDS[0]};
                 for (String backend : order) {
                     try {
@@ -140,7 +141,7 @@ public final class GuestFioBench {
             QemuGuest.waitForSocket(socket, b, 60);
             q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false);
             Map<String, long[]> begin = new LinkedHashMap<>(), end = new LinkedHashMap<>();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180L + warmup + 2L * runtime);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + warmup + 2L * runtime);
             int seen = 0;
             while (q.isAlive() && System.nanoTime() < deadline) {
                 List<String> lines = Files.readAllLines(console, java.nio.charset.StandardCharsets.ISO_8859_1);
@@ -168,7 +169,10 @@ public final class GuestFioBench {
                         (e[2] - s[2]) / 1e9));
             }
             if (!text.contains("GFIO-DONE") || out.size() != WORKLOADS.length) {
-                throw new IOException("guest did not finish; console " + console + ", backend log " + blog);
+                List<String> lines = text.lines().filter(l -> l.startsWith("GFIO")).toList();
+                throw new IOException("guest stalled: no GFIO-DONE within " + (75 + warmup + 2 * runtime) + " s, last marker '"
+                        + (lines.isEmpty() ? "" : lines.getLast()) + "', backend " + (b.isAlive() ? "alive, " + cpuTicks(b.pid()) / clkTck
+                        + " s CPU" : "exited " + b.exitValue()) + "; console " + console + ", backend log " + blog);
             }
         } finally {
             if (q != null && q.isAlive()) q.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
@@ -211,7 +215,7 @@ public final class GuestFioBench {
         for (String fmt : formats) {
             for (String w : WORKLOADS) {
                 List<Double> vi = new ArrayList<>(), qi = new ArrayList<>(), vc = new ArrayList<>(), qc = new ArrayList<>(), ratio = new ArrayList<>();
-                for (int r = 1; r <= rounds; r++) {
+                for (int r = firstRound; r < firstRound + rounds; r++) {
                     Sample v = find(samples, fmt, r, "vblk", w), q = find(samples, fmt, r, "qsd", w);
                     if (v == null || q == null) continue;
                     vi.add(v.iops); qi.add(q.iops); vc.add(v.backendUsPerIo()); qc.add(q.backendUsPerIo()); ratio.add(v.iops / q.iops);
