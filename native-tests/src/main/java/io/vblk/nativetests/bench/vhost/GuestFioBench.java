@@ -144,7 +144,8 @@ public final class GuestFioBench {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + warmup + 2L * runtime);
             int seen = 0;
             while (q.isAlive() && System.nanoTime() < deadline) {
-                List<String> lines = Files.readAllLines(console, java.nio.charset.StandardCharsets.ISO_8859_1);
+                String now = Files.readString(console, java.nio.charset.StandardCharsets.ISO_8859_1);
+                List<String> lines = now.substring(0, now.lastIndexOf('\n') + 1).lines().toList();   // complete lines only
                 for (; seen < lines.size(); seen++) {
                     String l = lines.get(seen).trim();
                     if (l.startsWith("GFIO-BEGIN ")) begin.put(l.substring(11), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime()});
