@@ -15,10 +15,13 @@ import java.util.concurrent.TimeUnit;
  * kernel (apt-get download + dpkg -x into a reused cache dir), builds a busybox initramfs whose
  * /init runs checks T1..T7 on /dev/vda, boots qemu-system-x86_64 under TCG with
  * vhost-user-blk-pci on a backend socket with a wall-clock timeout, and builds the expected image
- * with qemu-io for qemu-img compare.
+ * with qemu-io for qemu-img compare. It lives in main sources so that the guest benchmark
+ * ({@code io.vblk.nativetests.bench.vhost.GuestFioBench}) boots the same guest as the tests.
  */
-final class QemuGuest {
-    static final Path CACHE = Path.of(System.getProperty("vblk.e2e.cache", "/tmp/vblk-e2e-cache"));
+public final class QemuGuest {
+    private QemuGuest() {}
+
+    public static final Path CACHE = Path.of(System.getProperty("vblk.e2e.cache", "/tmp/vblk-e2e-cache"));
     static final long DISK = 128L << 20;
     static final String[] MODULES = {"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk"};
 
@@ -32,7 +35,7 @@ final class QemuGuest {
             {40L << 20, 4096},              // T6 write + fsync after switching to write back
     };
 
-    static String run(List<String> cmd, int timeoutSec) throws IOException, InterruptedException {
+    public static String run(List<String> cmd, int timeoutSec) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         byte[] out = p.getInputStream().readAllBytes();
         if (!p.waitFor(timeoutSec, TimeUnit.SECONDS)) {
@@ -44,7 +47,7 @@ final class QemuGuest {
         return s;
     }
 
-    static boolean have(String bin) {
+    public static boolean have(String bin) {
         for (String d : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
             if (Files.isExecutable(Path.of(d, bin))) return true;
         }
@@ -52,7 +55,7 @@ final class QemuGuest {
     }
 
     /** The kernel image and its module dir, downloaded once into {@link #CACHE}. */
-    static Path[] kernel() throws IOException, InterruptedException {
+    public static Path[] kernel() throws IOException, InterruptedException {
         Files.createDirectories(CACHE);
         Path root = CACHE.resolve("root");
         try (var s = Files.exists(root.resolve("boot")) ? Files.list(root.resolve("boot")) : java.util.stream.Stream.<Path>empty()) {
@@ -80,6 +83,15 @@ final class QemuGuest {
 
     /** Builds the uncompressed initramfs in {@code dir}; returns its path. */
     static Path initramfs(Path dir, Path modules) throws IOException, InterruptedException {
+        return initramfs(dir, modules, initScript(), List.of());
+    }
+
+    /**
+     * Builds an uncompressed initramfs in {@code dir} with busybox, the virtio modules, pattern.bin,
+     * the given /init script and each of {@code binaries} at its host path together with every
+     * shared library {@code ldd} lists for it (how the guest gets fio: there is no static fio).
+     */
+    public static Path initramfs(Path dir, Path modules, String initScript, List<Path> binaries) throws IOException, InterruptedException {
         Path root = dir.resolve("initramfs");
         Files.createDirectories(root.resolve("bin"));
         Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -90,15 +102,31 @@ final class QemuGuest {
         }
         Files.write(root.resolve("pattern.bin"), pattern());
         Path init = root.resolve("init");
-        Files.writeString(init, initScript());
+        for (Path bin : binaries) copyWithLibraries(root, bin);
+        Files.writeString(init, initScript);
         Files.setPosixFilePermissions(init, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path cpio = dir.resolve("initramfs.cpio");
         run(List.of("sh", "-c", "cd " + root + " && find . | /bin/busybox cpio -o -H newc > " + cpio), 60);
         return cpio;
     }
 
-    static String initScript() {
-        long lastBlock = DISK / 4096 - 1;
+    /** Copies {@code binary} and the libraries {@code ldd} resolves for it to the same paths under {@code root}. */
+    static void copyWithLibraries(Path root, Path binary) throws IOException, InterruptedException {
+        List<Path> files = new ArrayList<>(List.of(binary));
+        for (String line : run(List.of("ldd", binary.toString()), 30).lines().toList()) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?:=>\\s*)?(/\\S+)\\s+\\(0x").matcher(line);
+            if (m.find()) files.add(Path.of(m.group(1)));
+        }
+        for (Path f : files) {
+            Path dst = root.resolve(f.toString().substring(1));
+            Files.createDirectories(dst.getParent());
+            if (!Files.exists(dst)) Files.copy(f, dst);   // follows symlinks: the guest gets the file itself
+            Files.setPosixFilePermissions(dst, PosixFilePermissions.fromString("rwxr-xr-x"));
+        }
+    }
+
+    /** The /init preamble: busybox applets, proc/sys/devtmpfs, console, virtio modules, wait for /dev/vda. */
+    public static String initPreamble() {
         return """
                 #!/bin/busybox sh
                 /bin/busybox --install -s /bin
@@ -108,6 +136,12 @@ final class QemuGuest {
                 exec </dev/console >/dev/console 2>&1
                 for m in %s; do insmod /$m.ko || echo "insmod $m failed"; done
                 i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+                """.formatted(String.join(" ", MODULES));
+    }
+
+    static String initScript() {
+        long lastBlock = DISK / 4096 - 1;
+        return initPreamble() + """
                 FAIL=""
                 fail() { echo "E2E-CHECK FAIL: $1"; FAIL="$FAIL $1"; }
                 P=$(md5sum /pattern.bin | cut -d' ' -f1)
@@ -145,7 +179,7 @@ final class QemuGuest {
                 dmesg | grep -i -E 'blk_update_request|I/O error|virtio' | grep -i -E 'error|not a head' && fail dmesg-io-error
                 if [ -z "$FAIL" ]; then echo "E2E-RESULT: PASS"; else echo "E2E-RESULT: FAIL$FAIL"; fi
                 poweroff -f
-                """.formatted(String.join(" ", MODULES), lastBlock, lastBlock, lastBlock + 1);
+                """.formatted(lastBlock, lastBlock, lastBlock + 1);
     }
 
     /** Writes what the guest will write into {@code image} with qemu-io. */
@@ -167,16 +201,22 @@ final class QemuGuest {
 
     /** Starts QEMU; with {@code reconnect} the chardev reconnects after the backend goes away and the guest repeats T4. */
     static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, boolean reconnect) throws IOException {
+        return start(kernel, initrd, socket, queues, consoleLog, reconnect ? "vblk_reconnect" : "", reconnect);
+    }
+
+    /** Starts QEMU (TCG, 512 MiB memfd guest RAM, -smp = queues) with {@code extraAppend} on the kernel command line. */
+    public static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, String extraAppend, boolean reconnect)
+            throws IOException {
         List<String> cmd = List.of("qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", String.valueOf(queues), "-nographic",
                 "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                "-append", "console=ttyS0 panic=-1 quiet" + (reconnect ? " vblk_reconnect" : ""),
+                "-append", "console=ttyS0 panic=-1 quiet" + (extraAppend.isEmpty() ? "" : " " + extraAppend),
                 "-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-machine", "memory-backend=mem",
                 "-chardev", "socket,id=vub,path=" + socket + (reconnect ? ",reconnect=1" : ""),
                 "-device", "vhost-user-blk-pci,chardev=vub,num-queues=" + queues);
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(consoleLog.toFile()).start();
     }
 
-    static String finish(Process p, int timeoutSec, Path consoleLog) throws IOException, InterruptedException {
+    public static String finish(Process p, int timeoutSec, Path consoleLog) throws IOException, InterruptedException {
         boolean done = p.waitFor(timeoutSec, TimeUnit.SECONDS);
         if (!done) {
             p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
@@ -185,7 +225,7 @@ final class QemuGuest {
         return done ? out : out + "\n[harness: guest timed out after " + timeoutSec + " s]";
     }
 
-    static void waitForSocket(Path socket, Process backend, int timeoutSec) throws IOException, InterruptedException {
+    public static void waitForSocket(Path socket, Process backend, int timeoutSec) throws IOException, InterruptedException {
         long end = System.nanoTime() + timeoutSec * 1_000_000_000L;
         while (!Files.exists(socket)) {
             if (!backend.isAlive()) throw new IOException("backend exited " + backend.exitValue() + " before creating " + socket);

@@ -1,0 +1,237 @@
+package io.vblk.nativetests.bench.vhost;
+
+import io.vblk.nativetests.vhost.QemuGuest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Guest fio through {@code vblk serve} against qemu-storage-daemon (issue 6, "Speed"): a benchmark
+ * runner, not a test (nothing asserts a time). Boots the harness guest of {@link QemuGuest} (Debian
+ * cloud kernel, busybox, QEMU TCG, 512 MiB, -smp 1, vhost-user-blk-pci with 1 queue) with the host's
+ * fio and its libraries in the initramfs. In each boot the guest runs an unmeasured randwrite
+ * warm-up, then (I/O scheduler none) 4k randwrite and randread at QD32 (libaio, direct=1) on /dev/vda and prints fio's
+ * terse line after a marker. Both backends serve the same image file, alternating, several rounds;
+ * vblk with {@code -t none} (O_DIRECT, Linux AIO), qsd with {@code aio=native,cache.direct=on}.
+ * While each fio job runs the host samples the CPU time (utime+stime of all threads, from
+ * /proc/PID/stat) of the backend and of QEMU, so the report gives backend CPU per I/O too.
+ *
+ * <pre>
+ * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
+ * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
+ *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
+ * </pre>
+ */
+public final class GuestFioBench {
+    static final String[] WORKLOADS = {"randwrite", "randread"};
+    static final String[] BACKENDS = {"vblk", "qsd"};
+
+    int rounds = 3, firstRound = 1, runtime = 20, warmup = 5;
+    List<String> formats = List.of("raw");
+    String size = "512M";
+    Path work = Path.of("/tmp/vblk-gfio");
+    Path vblk = Path.of("./vblk").toAbsolutePath();
+    long clkTck = 100;
+
+    /** One fio job of one boot. */
+    record Sample(String format, int round, String backend, String workload, double iops, long ios, double backendCpuSec,
+                  double qemuCpuSec, double wallSec) {
+        double backendUsPerIo() { return backendCpuSec * 1e6 / ios; }
+    }
+
+    public static void main(String[] args) throws Exception {
+        GuestFioBench b = new GuestFioBench();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--rounds" -> b.rounds = Integer.parseInt(args[++i]);
+                case "--first-round" -> b.firstRound = Integer.parseInt(args[++i]);   // to add rounds to an earlier run
+                case "--runtime" -> b.runtime = Integer.parseInt(args[++i]);
+                case "--warmup" -> b.warmup = Integer.parseInt(args[++i]);
+                case "--formats" -> b.formats = List.of(args[++i].split(","));
+                case "--size" -> b.size = args[++i];
+                case "--work" -> b.work = Path.of(args[++i]);
+                case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        System.exit(b.run() ? 0 : 1);
+    }
+
+    static String guestScript() {
+        return QemuGuest.initPreamble() + """
+                export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+                [ -b /dev/vda ] || { echo "GFIO-ERROR no /dev/vda"; poweroff -f; }
+                echo none > /sys/block/vda/queue/scheduler
+                RT=$(sed -n 's/.*gfio_runtime=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
+                WU=$(sed -n 's/.*gfio_warmup=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
+                echo "GFIO-INFO cache_type=$(cat /sys/block/vda/cache_type) scheduler=$(cat /sys/block/vda/queue/scheduler) size=$(cat /sys/block/vda/size)"
+                F="--filename=/dev/vda --ioengine=libaio --direct=1 --bs=4k --iodepth=32 --numjobs=1 --time_based --group_reporting --output-format=terse --terse-version=3"
+                out=$(fio --name=warmup $F --rw=randwrite --runtime=$WU 2>&1) || echo "GFIO-ERROR warmup: $out"
+                for w in randwrite randread; do
+                  echo "GFIO-BEGIN $w"
+                  out=$(fio --name=$w $F --rw=$w --runtime=$RT 2>&1)
+                  echo "GFIO-END $w"
+                  t=$(echo "$out" | grep '^3;')
+                  if [ -n "$t" ]; then echo "GFIO-TERSE $w $t"; else echo "GFIO-ERROR $w: $out"; fi
+                done
+                echo "GFIO-DONE"
+                poweroff -f
+                """;
+    }
+
+    boolean run() throws Exception {
+        for (String b : new String[] {"qemu-system-x86_64", "qemu-storage-daemon", "qemu-img", "fio", "ldd"}) {
+            if (!QemuGuest.have(b)) throw new IOException(b + " is not installed");
+        }
+        if (!Files.isExecutable(vblk)) throw new IOException(vblk + " is not executable (the vblk launcher)");
+        clkTck = Long.parseLong(QemuGuest.run(List.of("getconf", "CLK_TCK"), 10).trim());
+        Files.createDirectories(work);
+        Path[] k = QemuGuest.kernel();
+        Path initrd = QemuGuest.initramfs(Files.createTempDirectory(work, "initramfs"), k[1], guestScript(), List.of(Path.of("/usr/bin/fio")));
+        System.out.printf("initramfs %s (%d MiB), kernel %s%n", initrd, Files.size(initrd) >> 20, k[0]);
+        List<Sample> samples = new ArrayList<>();
+        boolean ok = true;
+        for (String fmt : formats) {
+            Path image = work.resolve("disk." + fmt);
+            Files.deleteIfExists(image);
+            QemuGuest.run(List.of("qemu-img", "create", "-q", "-f", fmt, "-o", "preallocation=full", image.toString(), size), 300);
+            for (int r = firstRound; r < firstRound + rounds; r++) {
+                String[] order = r % 2 == 1 ? BACKENDS : new String[] {BACKENDS[1], BACKENDS[0]};
+                for (String backend : order) {
+                    try {
+                        List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
+                        for (Sample s : got) {
+                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO  qemu %.1f s CPU over %.1f s%n",
+                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.qemuCpuSec, s.wallSec);
+                        }
+                        samples.addAll(got);
+                    } catch (IOException e) {
+                        ok = false;
+                        System.out.println(fmt + " round " + r + " " + backend + ": FAILED: " + e.getMessage());
+                    }
+                }
+            }
+            if (fmt.equals("qcow2")) QemuGuest.run(List.of("qemu-img", "check", "-f", fmt, image.toString()), 120);
+            Files.deleteIfExists(image);
+        }
+        System.out.println();
+        System.out.print(table(samples));
+        return ok;
+    }
+
+    List<Sample> boot(Path kernel, Path initrd, Path image, String fmt, int round, String backend) throws Exception {
+        Path dir = Files.createTempDirectory(work, fmt + "-r" + round + "-" + backend + "-");
+        Path socket = dir.resolve("vhost.sock"), blog = dir.resolve("backend.log"), console = dir.resolve("console.log");
+        List<String> cmd = backend.equals("vblk")
+                ? List.of(vblk.toString(), "serve", "-f", fmt, "-t", "none", "--socket", socket.toString(), "--num-queues", "1", image.toString())
+                : qsd(image, fmt, socket);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(blog.toFile());
+        pb.environment().put("VBLK_NO_REBUILD", "1");
+        Process b = pb.start();
+        Process q = null;
+        List<Sample> out = new ArrayList<>();
+        try {
+            QemuGuest.waitForSocket(socket, b, 60);
+            q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false);
+            Map<String, long[]> begin = new LinkedHashMap<>(), end = new LinkedHashMap<>();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + warmup + 2L * runtime);
+            int seen = 0;
+            while (q.isAlive() && System.nanoTime() < deadline) {
+                String now = Files.readString(console, java.nio.charset.StandardCharsets.ISO_8859_1);
+                List<String> lines = now.substring(0, now.lastIndexOf('\n') + 1).lines().toList();   // complete lines only
+                for (; seen < lines.size(); seen++) {
+                    String l = lines.get(seen).trim();
+                    if (l.startsWith("GFIO-BEGIN ")) begin.put(l.substring(11), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime()});
+                    if (l.startsWith("GFIO-END ")) end.put(l.substring(9), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime()});
+                }
+                Thread.sleep(20);
+            }
+            String text = QemuGuest.finish(q, 5, console);
+            for (String l : text.lines().toList()) {
+                if (l.startsWith("GFIO-INFO")) System.out.println(fmt + " round " + round + " " + backend + ": " + l);
+                if (l.startsWith("GFIO-ERROR")) throw new IOException(l);
+                if (!l.startsWith("GFIO-TERSE ")) continue;
+                String[] p = l.split(" ", 3);
+                String w = p[1];
+                String[] f = p[2].trim().split(";");
+                boolean read = w.equals("randread");
+                long kb = Long.parseLong(f[read ? 5 : 46]);
+                double iops = Double.parseDouble(f[read ? 7 : 48]);
+                long[] s = begin.get(w), e = end.get(w);
+                if (s == null || e == null) throw new IOException("no CPU samples around " + w);
+                out.add(new Sample(fmt, round, backend, w, iops, kb / 4, (e[0] - s[0]) / (double) clkTck, (e[1] - s[1]) / (double) clkTck,
+                        (e[2] - s[2]) / 1e9));
+            }
+            if (!text.contains("GFIO-DONE") || out.size() != WORKLOADS.length) {
+                List<String> lines = text.lines().filter(l -> l.startsWith("GFIO")).toList();
+                throw new IOException("guest stalled: no GFIO-DONE within " + (75 + warmup + 2 * runtime) + " s, last marker '"
+                        + (lines.isEmpty() ? "" : lines.getLast()) + "', backend " + (b.isAlive() ? "alive, " + cpuTicks(b.pid()) / clkTck
+                        + " s CPU" : "exited " + b.exitValue()) + "; console " + console + ", backend log " + blog);
+            }
+        } finally {
+            if (q != null && q.isAlive()) q.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            b.destroy();   // SIGTERM: both backends flush and exit
+            if (!b.waitFor(30, TimeUnit.SECONDS)) b.destroyForcibly();
+        }
+        return out;
+    }
+
+    static List<String> qsd(Path image, String fmt, Path socket) {
+        List<String> cmd = new ArrayList<>(List.of("qemu-storage-daemon",
+                "--blockdev", "driver=file,node-name=file,filename=" + image + ",aio=native,cache.direct=on"));
+        String node = "file";
+        if (fmt.equals("qcow2")) {
+            cmd.addAll(List.of("--blockdev", "driver=qcow2,node-name=disk,file=file"));
+            node = "disk";
+        }
+        cmd.addAll(List.of("--export", "type=vhost-user-blk,id=exp,node-name=" + node + ",addr.type=unix,addr.path=" + socket
+                + ",writable=on,num-queues=1"));
+        return cmd;
+    }
+
+    /** utime + stime of the whole process (all threads), in clock ticks. */
+    static long cpuTicks(long pid) throws IOException {
+        String s = Files.readString(Path.of("/proc/" + pid + "/stat"));
+        String[] f = s.substring(s.lastIndexOf(')') + 2).split(" ");   // f[0] is field 3 (state)
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]);          // fields 14, 15
+    }
+
+    static double median(List<Double> v) {
+        List<Double> s = v.stream().sorted(Comparator.naturalOrder()).toList();
+        int n = s.size();
+        return n == 0 ? Double.NaN : n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
+
+    String table(List<Sample> samples) {
+        StringBuilder t = new StringBuilder();
+        t.append("| image | workload | round | vblk IOPS | qsd IOPS | vblk/qsd | vblk CPU µs/IO | qsd CPU µs/IO |\n");
+        t.append("|---|---|---|---:|---:|---:|---:|---:|\n");
+        for (String fmt : formats) {
+            for (String w : WORKLOADS) {
+                List<Double> vi = new ArrayList<>(), qi = new ArrayList<>(), vc = new ArrayList<>(), qc = new ArrayList<>(), ratio = new ArrayList<>();
+                for (int r = firstRound; r < firstRound + rounds; r++) {
+                    Sample v = find(samples, fmt, r, "vblk", w), q = find(samples, fmt, r, "qsd", w);
+                    if (v == null || q == null) continue;
+                    vi.add(v.iops); qi.add(q.iops); vc.add(v.backendUsPerIo()); qc.add(q.backendUsPerIo()); ratio.add(v.iops / q.iops);
+                    t.append(String.format(Locale.ROOT, "| %s | %s | %d | %.0f | %.0f | %.2f | %.1f | %.1f |%n", fmt, w, r, v.iops, q.iops,
+                            v.iops / q.iops, v.backendUsPerIo(), q.backendUsPerIo()));
+                }
+                t.append(String.format(Locale.ROOT, "| %s | %s | **median** | **%.0f** | **%.0f** | **%.2f** | **%.1f** | **%.1f** |%n", fmt, w,
+                        median(vi), median(qi), median(vi) / median(qi), median(vc), median(qc)));
+            }
+        }
+        return t.toString();
+    }
+
+    static Sample find(List<Sample> all, String fmt, int round, String backend, String w) {
+        return all.stream().filter(s -> s.format.equals(fmt) && s.round == round && s.backend.equals(backend) && s.workload.equals(w))
+                .findFirst().orElse(null);
+    }
+}
