@@ -218,4 +218,28 @@ final class ImgSupport {
             return -1;
         }
     }
+
+    /**
+     * The format of an existing image file for info and map: {@code -f} if given, else probed;
+     * prints qemu-img's one-line error and returns null when the file is missing, unreadable or of
+     * a format other than raw and qcow2.
+     */
+    static String imageFormat(String filename, String fmt, java.io.PrintStream err) {
+        java.nio.file.Path p = java.nio.file.Path.of(filename);
+        if (!java.nio.file.Files.exists(p)) {
+            err.println("vblk: Could not open '" + filename + "': Could not open '" + filename + "': No such file or directory");
+            return null;
+        }
+        try {
+            if (fmt == null) fmt = probe(p);
+        } catch (java.io.IOException e) {
+            err.println("vblk: Could not open '" + filename + "': " + e.getMessage());
+            return null;
+        }
+        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
+            err.println("vblk: Unknown file format '" + fmt + "'");
+            return null;
+        }
+        return fmt;
+    }
 }

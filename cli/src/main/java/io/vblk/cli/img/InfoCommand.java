@@ -11,10 +11,7 @@ import io.vblk.cli.img.ImgSupport.UsageException;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.check.CheckFile;
 import io.vblk.qcow2.check.Qcow2Check;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -48,19 +45,8 @@ public final class InfoCommand {
             return 1;
         }
         String filename = a.positional.get(0);
-        if (!Files.exists(Path.of(filename))) {
-            err.println("vblk: Could not open '" + filename + "': Could not open '" + filename + "': No such file or directory");
-            return 1;
-        }
-        String fmt = a.get("-f");
-        try {
-            if (fmt == null) fmt = ImgSupport.probe(Path.of(filename));
-        } catch (IOException e) {
-            err.println("vblk: Could not open '" + filename + "': " + e.getMessage());
-            return 1;
-        }
-        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
-            err.println("vblk: Unknown file format '" + fmt + "'");
+        String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
+        if (fmt == null) {
             return 1;
         }
         AioContext ctx = ImgSupport.startContext();

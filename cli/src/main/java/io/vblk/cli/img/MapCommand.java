@@ -9,10 +9,7 @@ import io.vblk.block.BlockStatus;
 import io.vblk.block.Errno;
 import io.vblk.cli.img.ImgSupport.Args;
 import io.vblk.cli.img.ImgSupport.UsageException;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Set;
 
 /**
@@ -53,19 +50,8 @@ public final class MapCommand {
             return 1;
         }
         String filename = a.positional.get(0);
-        if (!Files.exists(Path.of(filename))) {
-            err.println("vblk: Could not open '" + filename + "': Could not open '" + filename + "': No such file or directory");
-            return 1;
-        }
-        String fmt = a.get("-f");
-        try {
-            if (fmt == null) fmt = ImgSupport.probe(Path.of(filename));
-        } catch (IOException e) {
-            err.println("vblk: Could not open '" + filename + "': " + e.getMessage());
-            return 1;
-        }
-        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
-            err.println("vblk: Unknown file format '" + fmt + "'");
+        String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
+        if (fmt == null) {
             return 1;
         }
         AioContext ctx = ImgSupport.startContext();
