@@ -242,4 +242,30 @@ final class ImgSupport {
         }
         return fmt;
     }
+
+    /** Result of {@link #parseOneImage}: the arguments, or the exit code when the command is already done (>= 0). */
+    record OneImage(Args args, boolean json, int exitCode) {}
+
+    /**
+     * Parses the arguments of a command that takes exactly one image (info, map): options,
+     * {@code --help} (prints the usage, exit 0), {@code --output=human|json}, and qemu-img's
+     * usage errors (one line plus the usage, exit 1).
+     */
+    static OneImage parseOneImage(String[] argv, String withArg, String flags, Set<String> longWithArg,
+                                  Set<String> longFlags, String usage, java.io.PrintStream out, java.io.PrintStream err) {
+        try {
+            Args a = parse(argv, withArg, flags, longWithArg, longFlags);
+            if (a.has("-h") || a.has("--help")) {
+                out.println(usage);
+                return new OneImage(a, false, 0);
+            }
+            boolean json = jsonOutput(a);
+            if (a.positional.size() != 1) throw new UsageException("Expecting one image file name");
+            return new OneImage(a, json, -1);
+        } catch (UsageException e) {
+            err.println("vblk: " + e.getMessage());
+            err.println(usage);
+            return new OneImage(null, false, 1);
+        }
+    }
 }

@@ -7,7 +7,6 @@ import io.vblk.block.BlockException;
 import io.vblk.block.BlockNode;
 import io.vblk.block.Errno;
 import io.vblk.cli.img.ImgSupport.Args;
-import io.vblk.cli.img.ImgSupport.UsageException;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.check.CheckFile;
 import io.vblk.qcow2.check.Qcow2Check;
@@ -29,21 +28,12 @@ public final class InfoCommand {
     static final String USAGE = "usage: vblk info [-f fmt] [--output=human|json] FILE";
 
     public static int run(String[] args, PrintStream out, PrintStream err) {
-        Args a;
-        boolean json;
-        try {
-            a = ImgSupport.parse(args, "f", "hqU", Set.of("output", "object", "cache"), Set.of("help", "force-share", "image-opts"));
-            if (a.has("-h") || a.has("--help")) {
-                out.println(USAGE);
-                return 0;
-            }
-            json = ImgSupport.jsonOutput(a);
-            if (a.positional.size() != 1) throw new UsageException("Expecting one image file name");
-        } catch (UsageException e) {
-            err.println("vblk: " + e.getMessage());
-            err.println(USAGE);
-            return 1;
+        ImgSupport.OneImage parsed = ImgSupport.parseOneImage(args, "f", "hqU", Set.of("output", "object", "cache"), Set.of("help", "force-share", "image-opts"), USAGE, out, err);
+        if (parsed.exitCode() >= 0) {
+            return parsed.exitCode();
         }
+        Args a = parsed.args();
+        boolean json = parsed.json();
         String filename = a.positional.get(0);
         String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
         if (fmt == null) {

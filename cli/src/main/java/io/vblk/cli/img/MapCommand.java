@@ -8,7 +8,6 @@ import io.vblk.block.BlockOptions;
 import io.vblk.block.BlockStatus;
 import io.vblk.block.Errno;
 import io.vblk.cli.img.ImgSupport.Args;
-import io.vblk.cli.img.ImgSupport.UsageException;
 import java.io.PrintStream;
 import java.util.Set;
 
@@ -34,21 +33,12 @@ public final class MapCommand {
     }
 
     public static int run(String[] args, PrintStream out, PrintStream err) {
-        Args a;
-        boolean json;
-        try {
-            a = ImgSupport.parse(args, "fs", "hU", Set.of("output", "object", "start-offset", "max-length"), Set.of("help", "force-share", "image-opts"));
-            if (a.has("-h") || a.has("--help")) {
-                out.println(USAGE);
-                return 0;
-            }
-            json = ImgSupport.jsonOutput(a);
-            if (a.positional.size() != 1) throw new UsageException("Expecting one image file name");
-        } catch (UsageException e) {
-            err.println("vblk: " + e.getMessage());
-            err.println(USAGE);
-            return 1;
+        ImgSupport.OneImage parsed = ImgSupport.parseOneImage(args, "fs", "hU", Set.of("output", "object", "start-offset", "max-length"), Set.of("help", "force-share", "image-opts"), USAGE, out, err);
+        if (parsed.exitCode() >= 0) {
+            return parsed.exitCode();
         }
+        Args a = parsed.args();
+        boolean json = parsed.json();
         String filename = a.positional.get(0);
         String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
         if (fmt == null) {
