@@ -20,6 +20,8 @@ public final class AioStats {
     public long syscallCompletions;
     /** Eventfd wakeups handled. */
     public long eventfdWakeups;
+    /** Reaps started by busy-polling the ring (the I/O thread's adaptive polling), not by the eventfd. */
+    public long polledReaps;
     /** Reaps that found at least one completion. */
     public long reaps;
 
@@ -41,6 +43,7 @@ public final class AioStats {
         s.syscallCompletions = syscallCompletions;
         s.eventfdWakeups = eventfdWakeups;
         s.reaps = reaps;
+        s.polledReaps = polledReaps;
         return s;
     }
 
@@ -48,6 +51,6 @@ public final class AioStats {
     public String toString() {
         return "AioStats[io_submit=" + ioSubmitCalls + ", iocbs=" + iocbsSubmitted + ", eagain=" + eagain
                 + ", submitErrors=" + submitErrors + ", ring=" + ringCompletions + ", syscall=" + syscallCompletions
-                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + "]";
+                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + ", polledReaps=" + polledReaps + "]";
     }
 }

@@ -115,8 +115,27 @@ public final class LinuxAio {
         this.events = NativeBuffer.allocate((long) maxEvents * Iocb.EVENT_SIZE, 64);
         this.zeroTimeout = NativeBuffer.allocate(16, 16);
         ctx.poller().register(eventFd.fd(), this::onEventFd);
+        ctx.addPollSource(pollSource);
         ctx.onClose(this::close);
     }
+
+    /**
+     * Busy-polling the completion ring (qemu_laio_poll_cb): while the I/O thread spins before
+     * blocking, completions are reaped from the ring without waiting for the eventfd. The eventfd
+     * stays signalled and is drained by the next epoll pass, which then finds nothing to reap.
+     */
+    private final io.vblk.block.PollSource pollSource = new io.vblk.block.PollSource() {
+        @Override
+        public boolean poll() {
+            return inFlight > 0 && userSpaceReap && !closed && ring.usable() && ring.peek() > 0;
+        }
+
+        @Override
+        public void run() {
+            stats.polledReaps++;
+            processCompletionsAndSubmit();
+        }
+    };
 
     public AioStats stats() {
         return stats;
@@ -468,6 +487,7 @@ public final class LinuxAio {
             return;
         }
         closed = true;
+        ctx.removePollSource(pollSource);
         ctx.poller().unregister(eventFd.fd());
         Native.LIBC.syscall(Syscalls.IO_DESTROY, ctxId);
         eventFd.close();

@@ -20,6 +20,14 @@ import java.util.logging.Logger;
  * it, deferred-call sections for batching, and per-context attachments such as the Linux AIO
  * engine (one per I/O thread, like aio_get_linux_aio).
  *
+ * <p>Adaptive polling (QEMU's IOThread {@code poll-max-ns}, {@code poll-grow}, {@code poll-shrink}):
+ * before it would block, the loop busy-polls its {@link PollSource}s and its task queue for up to
+ * {@code pollNs}; the window grows while events arrive within {@code poll-max-ns} of the loop going
+ * idle and shrinks when they do not, so an idle context stops spinning. While it spins, sources such
+ * as virtqueues ask their peers not to notify, and other threads' {@link #execute} calls need no
+ * wakeup syscall. A context starts with {@code poll-max-ns=0} (off), as QEMU's AioContext does;
+ * {@code vblk serve} and {@code vblk bench} set {@link #IOTHREAD_POLL_MAX_NS}, QEMU's IOThread default.
+ *
  * <p>Everything not marked "any thread" must be called on the context thread.
  */
 public final class AioContext implements AutoCloseable {
@@ -42,6 +50,18 @@ public final class AioContext implements AutoCloseable {
     private final ArrayDeque<Runnable> deferred = new ArrayDeque<>();
     private final Map<Object, Object> attachments = new IdentityHashMap<>();
     private final List<Runnable> closeHooks = new ArrayList<>();
+    private PollSource[] pollSources = new PollSource[0];
+    private long pollMaxNs;           // 0 (off) unless set, as QEMU's AioContext; IOThreads set 32768
+    private long pollGrow;            // 0: double
+    private long pollShrink;          // 0: reset to 0
+    private long pollNs;              // current adaptive window
+    private long polledEvents;        // statistics: work found by polling
+    private long blockingWaits;       // statistics: waits in the poller
+
+    /** QEMU's default poll-max-ns for an IOThread (a bare AioContext starts with polling off). */
+    public static final long IOTHREAD_POLL_MAX_NS = 32_768;
+    /** Where the window starts when it first grows (QEMU: 4 µs). */
+    private static final long POLL_NS_START = 4_000;
 
     private record Timer(long deadline, long seq, Runnable action) implements Comparable<Timer> {
         @Override
@@ -85,6 +105,12 @@ public final class AioContext implements AutoCloseable {
 
     public Poller poller() {
         return poller;
+    }
+
+    /** CPU time (user + system) the context thread has used, in ns; -1 if the JVM cannot tell. Any thread. */
+    public long threadCpuNanos() {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        return mx.isThreadCpuTimeSupported() ? mx.getThreadCpuTime(thread.threadId()) : -1;
     }
 
     /** Which coroutine backend this JVM uses ("continuation" or "thread"). */
@@ -283,6 +309,150 @@ public final class AioContext implements AutoCloseable {
         closeHooks.add(hook);
     }
 
+    // ---------------------------------------------------------------- adaptive polling
+
+    /** Adds a source to busy-poll before blocking (aio_set_fd_handler with io_poll). Context thread only. */
+    public void addPollSource(PollSource src) {
+        PollSource[] a = java.util.Arrays.copyOf(pollSources, pollSources.length + 1);
+        a[a.length - 1] = src;
+        pollSources = a;
+    }
+
+    /** Removes a source added by {@link #addPollSource} (identity). Context thread only. */
+    public void removePollSource(PollSource src) {
+        PollSource[] a = pollSources;
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] == src) {
+                PollSource[] b = new PollSource[a.length - 1];
+                System.arraycopy(a, 0, b, 0, i);
+                System.arraycopy(a, i + 1, b, i, a.length - i - 1);
+                pollSources = b;
+                return;
+            }
+        }
+    }
+
+    /**
+     * Sets the polling parameters (the IOThread properties poll-max-ns, poll-grow, poll-shrink;
+     * grow 0 doubles the window, shrink 0 resets it to 0). Any thread.
+     */
+    public void setPollParams(long maxNs, long grow, long shrink) {
+        if (maxNs < 0 || grow < 0 || shrink < 0) {
+            throw new IllegalArgumentException("poll parameters must not be negative");
+        }
+        Runnable r = () -> {
+            pollMaxNs = maxNs;
+            pollGrow = grow;
+            pollShrink = shrink;
+            pollNs = Math.min(pollNs, maxNs);
+        };
+        if (Thread.currentThread() == thread) {
+            r.run();
+        } else {
+            runOnThread(r);
+        }
+    }
+
+    public long pollMaxNs() {
+        return pollMaxNs;
+    }
+
+    /** The current adaptive polling window in ns (racy read; for tests and statistics). */
+    public long pollNs() {
+        return pollNs;
+    }
+
+    /** How often polling found work, and how often the loop waited in the poller (racy reads). */
+    public long polledEvents() {
+        return polledEvents;
+    }
+
+    public long blockingWaits() {
+        return blockingWaits;
+    }
+
+    /**
+     * Busy-polls the sources and the task queue for up to {@code pollNs} (run_poll_handlers).
+     * Returns true if it found work (which it ran, for sources), false when the window ran out.
+     */
+    private boolean busyPoll() {
+        PollSource[] srcs = pollSources;
+        long deadline = System.nanoTime() + pollNs;
+        for (PollSource s : srcs) {
+            s.pollBegin();
+        }
+        boolean found = false;
+        try {
+            for (;;) {
+                if (runReadySources(srcs) || !tasks.isEmpty() || !localTasks.isEmpty()) {
+                    found = true;
+                    return true;
+                }
+                if (closing || System.nanoTime() - deadline >= 0) {
+                    return false;
+                }
+                Thread.onSpinWait();
+            }
+        } finally {
+            for (PollSource s : srcs) {
+                s.pollEnd();
+            }
+            if (found) {
+                polledEvents++;
+            }
+        }
+    }
+
+    /** Runs every source whose poll() says it has work; true if any did. */
+    private boolean runReadySources(PollSource[] srcs) {
+        boolean any = false;
+        for (PollSource s : srcs) {
+            if (s.poll()) {
+                any = true;
+                deferBegin();
+                try {
+                    s.run();
+                } catch (Throwable t) {
+                    LOG.log(Level.SEVERE, "poll source failed on " + name, t);
+                } finally {
+                    deferEnd();
+                }
+            }
+        }
+        return any;
+    }
+
+    /** Adjusts the window after a wait of {@code blockNs}. */
+    private void adjustPollWindow(long blockNs) {
+        pollNs = nextPollNs(pollNs, blockNs, pollMaxNs, pollGrow, pollShrink);
+    }
+
+    /**
+     * QEMU's aio_poll rule for the next window: keep it when the event came within it; shrink it
+     * (to 0 below 4 µs, or at once when shrink is 0) after a wait longer than {@code maxNs}; grow
+     * it (from 4 µs, doubling when grow is 0, capped at {@code maxNs}) after a shorter wait.
+     */
+    static long nextPollNs(long pollNs, long blockNs, long maxNs, long grow, long shrink) {
+        if (maxNs == 0) {
+            return 0;
+        }
+        if (blockNs <= pollNs) {
+            return pollNs;
+        }
+        if (blockNs > maxNs) {
+            long shrunk = shrink == 0 ? 0 : pollNs / shrink;
+            return shrunk < POLL_NS_START ? 0 : shrunk;
+        }
+        if (pollNs < maxNs) {
+            long factor = grow == 0 ? 2 : grow;
+            if (pollNs == 0) {
+                return Math.min(POLL_NS_START, maxNs);
+            }
+            return pollNs > maxNs / factor ? maxNs : Math.min(pollNs * factor, maxNs);
+        }
+        return pollNs;
+    }
+
     // ---------------------------------------------------------------- the loop
 
     private void loop() {
@@ -331,9 +501,23 @@ public final class AioContext implements AutoCloseable {
         } else {
             timeout = -1;
         }
+        long waitStart = 0;
+        if (timeout != 0 && pollMaxNs > 0 && !closing) {
+            waitStart = System.nanoTime();
+            if (pollNs > 0 && busyPoll()) {
+                timeout = 0; // found work while spinning: run it without blocking
+            } else if (pollSources.length > 0 && runReadySources(pollSources)) {
+                timeout = 0; // the recheck after pollEnd (or the only check when the window is 0)
+            } else if (!timers.isEmpty()) {
+                timeout = Math.max(0, timers.peek().deadline - System.nanoTime());
+            }
+        }
         sleeping.set(timeout != 0);
         if (timeout != 0 && (!tasks.isEmpty() || !localTasks.isEmpty())) {
             timeout = 0;
+        }
+        if (timeout != 0) {
+            blockingWaits++;
         }
         deferBegin();
         try {
@@ -341,6 +525,9 @@ public final class AioContext implements AutoCloseable {
         } finally {
             sleeping.set(false);
             deferEnd();
+        }
+        if (waitStart != 0) {
+            adjustPollWindow(System.nanoTime() - waitStart);
         }
     }
 

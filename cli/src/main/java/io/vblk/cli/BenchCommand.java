@@ -22,7 +22,9 @@ import java.util.concurrent.CountDownLatch;
  * requests are {@code depth} coroutines on one I/O thread, each reusing one pre-allocated aligned
  * buffer, so nothing is allocated per request. Prints qemu-img bench's lines, or with
  * {@code --output=json} the figures {@code seconds, ops, iops, mib_per_s, lat_us, cpu_s,
- * io_submit_calls, iocbs} (and the batching ratios when Linux AIO is used).
+ * io_thread_cpu_s, io_submit_calls, iocbs} (and the batching ratios when Linux AIO is used).
+ * {@code io_thread_cpu_s} is the CPU of the one I/O thread that runs the block layer (and, for
+ * {@code --path virtio}, the guest driver and the device as well).
  */
 public final class BenchCommand {
     static final String USAGE = """
@@ -43,8 +45,11 @@ public final class BenchCommand {
                                   alone on the raw file (O_DIRECT); virtio: through the virtio-blk device
               --flush-interval=N  flush after every N requests, once those in flight completed
                                   (writes only; --no-drain: without waiting)
+              --poll-max-ns=NS    longest busy-poll of the I/O thread before it sleeps (QEMU's
+                                  iothread poll-max-ns; default 32768, 0 = never poll)
               --output=json       print seconds, ops, iops, mib_per_s, lat_us {p50,p99,p999}, cpu_s,
-                                  io_submit_calls, iocbs, iocbs_per_submit, completions_per_reap
+                                  io_thread_cpu_s, io_submit_calls, iocbs, iocbs_per_submit,
+                                  completions_per_reap
             Exit status: 0 on success, 1 on any error (as qemu-img).
             """;
 
@@ -53,20 +58,20 @@ public final class BenchCommand {
                          int pattern, long flushInterval, String path, boolean json, boolean drain) {}
 
     /** What one run measured. */
-    public record Result(long nanos, long ops, long bytes, LatencyHistogram lat, long cpuNanos, AioStats aio, int error) {}
+    public record Result(long nanos, long ops, long bytes, LatencyHistogram lat, long cpuNanos, long ioThreadCpuNanos, AioStats aio, int error) {}
 
     private BenchCommand() {}
 
     public static int run(String[] args, PrintStream out, PrintStream err) throws CliException {
         ImageSpec spec = new ImageSpec();
-        long count = 75000, offset = 0, step = -1, flushInterval = 0;
+        long count = 75000, offset = 0, step = -1, flushInterval = 0, pollMaxNs = AioContext.IOTHREAD_POLL_MAX_NS;
         int depth = 64, size = 4096, pattern = 0;
         boolean write = false, random = false, json = false, noDrain = false;
         String path = "block";
         GetOpt g = new GetOpt("", args, 0, "hc:d:f:i:no:qs:S:t:wU",
                 Map.ofEntries(Map.entry("help", false), Map.entry("random", false), Map.entry("path", true),
                         Map.entry("output", true), Map.entry("pattern", true), Map.entry("flush-interval", true),
-                        Map.entry("no-drain", false), Map.entry("image-opts", false), Map.entry("force-share", false),
+                        Map.entry("no-drain", false), Map.entry("poll-max-ns", true), Map.entry("image-opts", false), Map.entry("force-share", false),
                         Map.entry("format", true), Map.entry("cache", true), Map.entry("aio", true)));
         for (String o; (o = g.next()) != null; ) {
             String a = g.optarg();
@@ -93,6 +98,7 @@ public final class BenchCommand {
                 case "pattern" -> pattern = (int) parse(a, 255, "Invalid pattern byte specified", 0);
                 case "flush-interval" -> flushInterval = parse(a, Long.MAX_VALUE, "Invalid flush interval specified", 0);
                 case "no-drain" -> noDrain = true;
+                case "poll-max-ns" -> pollMaxNs = parse(a, Long.MAX_VALUE / 4, "Invalid --poll-max-ns specified", 0);
                 default -> {
                     if (!spec.accept(o, a, false)) throw CliException.usage("vblk bench: unhandled option " + o);
                 }
@@ -123,6 +129,8 @@ public final class BenchCommand {
             out.println(startLine(cfg));
             out.flush();
         }
+        // the bench's I/O thread polls as a QEMU IOThread does (poll-max-ns, default 32768)
+        p.context().setPollParams(pollMaxNs, 0, 0);
         Result r;
         try {
             if (random && p.length() < size + offset) {
@@ -267,6 +275,7 @@ public final class BenchCommand {
             for (int i = depth; i < cfg.depth(); i++) done.countDown();
             AioStats before = snapshot();
             long cpu0 = CpuTime.processNanos();
+            long ioCpu0 = contextOf().threadCpuNanos();
             long t0 = System.nanoTime();
             AioContext ctx = contextOf();
             // one task on the I/O thread starts every worker, each running until its first park,
@@ -284,9 +293,11 @@ public final class BenchCommand {
             }
             long nanos = System.nanoTime() - t0;
             long cpu = CpuTime.processNanos() - cpu0;
+            long ioCpu1 = contextOf().threadCpuNanos();
+            long ioCpu = ioCpu0 < 0 || ioCpu1 < 0 ? -1 : ioCpu1 - ioCpu0;
             AioStats after = snapshot();
             for (NativeBuffer b : bufs) b.close();
-            return new Result(nanos, completed, completed * cfg.size(), lat, cpu, diff(before, after), error);
+            return new Result(nanos, completed, completed * cfg.size(), lat, cpu, ioCpu, diff(before, after), error);
         }
 
         private AioContext contextOf() {
@@ -386,6 +397,7 @@ public final class BenchCommand {
         sb.append(String.format(Locale.ROOT, "\"lat_us\": {\"p50\": %.2f, \"p99\": %.2f, \"p999\": %.2f}, ",
                 r.lat().percentile(0.50) / 1e3, r.lat().percentile(0.99) / 1e3, r.lat().percentile(0.999) / 1e3));
         sb.append(String.format(Locale.ROOT, "\"cpu_s\": %.6f, ", r.cpuNanos() < 0 ? -1.0 : r.cpuNanos() / 1e9));
+        sb.append(String.format(Locale.ROOT, "\"io_thread_cpu_s\": %.6f, ", r.ioThreadCpuNanos() < 0 ? -1.0 : r.ioThreadCpuNanos() / 1e9));
         AioStats a = r.aio();
         sb.append("\"io_submit_calls\": ").append(a == null ? 0 : a.ioSubmitCalls);
         sb.append(", \"iocbs\": ").append(a == null ? 0 : a.iocbsSubmitted);

@@ -33,14 +33,17 @@ public final class ServeCommand {
 
     static final String USAGE = """
             usage: vblk serve [-f fmt] --socket PATH [--num-queues N] [--read-only] [--serial S]
-                              [--logical-block-size N] [-t cache] FILE
+                              [--logical-block-size N] [--poll-max-ns NS] [-t cache] FILE
             Serves FILE as a vhost-user-blk device on the unix socket PATH (exits on SIGTERM/SIGINT).
               -f fmt                  raw or qcow2 (default: probe the file)
               -t cache                none, writeback (default), writethrough, directsync, unsafe
               --num-queues N          request queues (default 1)
               --read-only             export read-only
               --serial S              serial number reported to the guest (at most 20 bytes)
-              --logical-block-size N  512 (default) or 4096""";
+              --logical-block-size N  512 (default) or 4096
+              --poll-max-ns NS        longest busy-poll of the rings and completions before the
+                                      I/O thread sleeps (QEMU's iothread poll-max-ns; default
+                                      32768, 0 = never poll)""";
 
     /** Entry point for running the backend without the CLI dispatcher (tests start it as a process). */
     public static void main(String[] args) {
@@ -50,6 +53,7 @@ public final class ServeCommand {
     public static int run(String[] args, PrintStream out, PrintStream err) {
         String socket = null, fmt = null, cache = "writeback", serial = "vblk", file = null;
         int queues = 1, lbs = 512;
+        long pollMaxNs = AioContext.IOTHREAD_POLL_MAX_NS;
         boolean ro = false;
         try {
             for (int i = 0; i < args.length; i++) {
@@ -61,6 +65,7 @@ public final class ServeCommand {
                     case "--read-only" -> ro = true;
                     case "--serial" -> serial = value(args, ++i, a);
                     case "--logical-block-size" -> lbs = Integer.parseInt(value(args, ++i, a));
+                    case "--poll-max-ns" -> pollMaxNs = Long.parseLong(value(args, ++i, a));
                     case "-f" -> fmt = value(args, ++i, a);
                     case "-t" -> cache = value(args, ++i, a);
                     default -> {
@@ -68,6 +73,7 @@ public final class ServeCommand {
                         else if (a.startsWith("--num-queues=")) queues = Integer.parseInt(a.substring(13));
                         else if (a.startsWith("--serial=")) serial = a.substring(9);
                         else if (a.startsWith("--logical-block-size=")) lbs = Integer.parseInt(a.substring(21));
+                        else if (a.startsWith("--poll-max-ns=")) pollMaxNs = Long.parseLong(a.substring(14));
                         else if (a.startsWith("-") || file != null) throw new IllegalArgumentException("unexpected argument '" + a + "'");
                         else file = a;
                     }
@@ -86,8 +92,9 @@ public final class ServeCommand {
         if (queues < 1 || queues > 64) { err.println("vblk serve: --num-queues must be 1..64"); return 1; }
         if (lbs != 512 && lbs != 4096) { err.println("vblk serve: --logical-block-size must be 512 or 4096"); return 1; }
         if (serial.length() > 20) { err.println("vblk serve: --serial is longer than 20 bytes"); return 1; }
+        if (pollMaxNs < 0) { err.println("vblk serve: --poll-max-ns must not be negative"); return 1; }
         try {
-            return serve(Path.of(socket), Path.of(file), fmt, cache, queues, ro, serial, lbs, err);
+            return serve(Path.of(socket), Path.of(file), fmt, cache, queues, ro, serial, lbs, pollMaxNs, err);
         } catch (Exception e) {
             err.println("vblk serve: " + e.getMessage());
             return 1;
@@ -108,7 +115,7 @@ public final class ServeCommand {
     }
 
     private static int serve(Path socket, Path file, String fmt, String cacheName, int queues, boolean ro, String serial, int lbs,
-                             PrintStream err) throws Exception {
+                             long pollMaxNs, PrintStream err) throws Exception {
         DateTimeFormatter tf = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
         Consumer<String> log = s -> err.println(LocalTime.now().format(tf) + " " + s);
         if (!Files.exists(file)) throw new IOException("Could not open '" + file + "': No such file or directory");
@@ -125,6 +132,7 @@ public final class ServeCommand {
                 : "driver=qcow2,file.driver=file,file.filename=" + file + ",file.aio=" + aio + common;
 
         AioContext ctx = IoThreads.start("vblk-serve-io");
+        ctx.setPollParams(pollMaxNs, 0, 0);
         BlockNode node = null;
         VhostUserServer server = null;
         VirtioBlkDevice dev = null;

@@ -75,7 +75,10 @@ final class Qcow2OverlapCheck {
             }
         }
         if ((chk & REFCOUNT_BLOCK) != 0) {
-            for (long o : s.refcount.table) {
+            // only up to the highest used entry (max_refcount_table_index): the table is mostly empty
+            long[] t = s.refcount.table;
+            for (int i = 0, n = Math.min(s.refcount.maxTableIndex + 1, t.length); i < n; i++) {
+                long o = t[i];
                 if (o != 0 && o >= first && o <= last) return "refcount block";
             }
         }

@@ -28,6 +28,7 @@ final class Qcow2Refcount {
     final int refblockBits;          // log2(refblockEntries)
     final long refcountMax;
     long[] table;                    // refcount_table, host order, guarded by lock
+    int maxTableIndex = -1;          // max_refcount_table_index: highest non-zero entry (-1: none), guarded by lock
     long tableOffset;                // refcount_table_offset
     int tableClusters;               // refcount_table_clusters
     long freeClusterIndex;           // free_cluster_index hint
@@ -77,6 +78,14 @@ final class Qcow2Refcount {
                 table[i] = o;
             }
         }
+        recomputeMaxTableIndex();
+    }
+
+    /** Sets {@link #maxTableIndex} from the table (update_max_refcount_table_index). */
+    void recomputeMaxTableIndex() {
+        int i = table.length - 1;
+        while (i >= 0 && table[i] == 0) i--;
+        maxTableIndex = i;
     }
 
     /** qcow2_get_refcount: refcount of host cluster {@code clusterIndex}, or a negative errno. */
@@ -284,6 +293,7 @@ final class Qcow2Refcount {
             s.refblockCache.put(slot);
             if (ret < 0) return ret;
             table[(int) ti] = newBlock;
+            if (ti > maxTableIndex) maxTableIndex = (int) ti;
             return -Errno.EAGAIN;
         }
         s.refblockCache.put(slot);
@@ -357,6 +367,7 @@ final class Qcow2Refcount {
         long oldOff = tableOffset;
         long oldBytes = (long) tableClusters << clusterBits;
         table = nt;
+        recomputeMaxTableIndex();
         tableOffset = tableOff;
         tableClusters = (int) tableC;
         s.header.refcountTableOffset = tableOff;

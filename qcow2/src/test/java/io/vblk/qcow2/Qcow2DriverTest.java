@@ -508,6 +508,42 @@ class Qcow2DriverTest {
         }
     }
 
+    /** The highest non-zero refcount table entry (max_refcount_table_index), found by scanning. */
+    private static int highestRefblockIndex(Qcow2Refcount rc) {
+        int i = rc.table.length - 1;
+        while (i >= 0 && rc.table[i] == 0) i--;
+        return i;
+    }
+
+    @Test
+    void overlapCheckScansRefcountBlocksUpToTheHighestUsedIndex() throws Exception {
+        long fileSize = 48L << 20;
+        int cs = 512, size = 24 << 20;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(size).clusterSize(cs));
+            t.open("");
+            Random r = new Random(9);
+            for (long off = 0; off < size; off += 65536) {
+                byte[] d = pattern(r, 65536);
+                long o = off;
+                assertEquals(0, t.run(() -> TestImage.write(t.q, o, d)));
+            }
+            for (int pass = 0; pass < 2; pass++) {
+                Qcow2Refcount rc = t.drv().refcount;
+                int top = highestRefblockIndex(rc);
+                assertTrue(top > 0, "many refcount blocks");
+                assertEquals(top, rc.maxTableIndex, pass == 0 ? "after hookups and table growth" : "after reopen");
+                assertTrue(top < rc.table.length - 1, "the scan stops short of the table's end");
+                // the newest refcount block is still protected, the first one too
+                assertEquals("refcount block", t.drv().overlap.overlaps(Qcow2OverlapCheck.REFCOUNT_BLOCK, rc.table[top], cs));
+                assertEquals("refcount block", t.drv().overlap.overlaps(Qcow2OverlapCheck.REFCOUNT_BLOCK, rc.table[0] + 100, 1));
+                assertEquals(0, t.closeImage());
+                t.open("");
+            }
+            t.closeImage();
+        }
+    }
+
     @Test
     void growingTheDiskGrowsL1ExactlyAndFreesTheOldTable() throws Exception {
         long fileSize = 32L << 20;

@@ -52,7 +52,7 @@ final class QueueWorker {
     private final AtomicBoolean kickPending = new AtomicBoolean(); // any thread
 
     // statistics, written on the context thread, read racily
-    volatile long kicks, requests, submissions, merged, interrupts;
+    volatile long kicks, requests, submissions, merged, interrupts, polled;
 
     QueueWorker(VirtioBlkDevice dev, int index, int maxSize, AioContext ctx, BlockNode node) {
         this.dev = dev;
@@ -72,6 +72,48 @@ final class QueueWorker {
         }
     }
 
+    /**
+     * The queue as a {@link io.vblk.block.PollSource} of its I/O thread (QEMU's
+     * virtio_queue_host_notifier_aio_poll*): while the thread spins it pops new requests without
+     * waiting for a kick, and asks the driver not to kick (poll_begin/poll_end).
+     */
+    private final io.vblk.block.PollSource pollSource = new io.vblk.block.PollSource() {
+        @Override
+        public boolean poll() {
+            return started && vq.pending() != 0 && dev.canProcess();
+        }
+
+        @Override
+        public void run() {
+            polled++;
+            process();
+        }
+
+        @Override
+        public void pollBegin() {
+            if (started) vq.disableNotification();
+        }
+
+        @Override
+        public void pollEnd() {
+            if (started) vq.enableNotification();
+        }
+    };
+    private boolean polling; // the poll source is registered
+
+    /** Starts or stops popping; registers the queue as a poll source while started. Context thread. */
+    void setStarted(boolean on) {
+        started = on;
+        if (on && !polling) {
+            ctx.addPollSource(pollSource);
+            polling = true;
+        } else if (!on && polling) {
+            ctx.removePollSource(pollSource);
+            polling = false;
+            vq.enableNotification();
+        }
+    }
+
     /** The driver notified this queue. Any thread; coalesced. */
     void kick() {
         if (kickPending.compareAndSet(false, true)) {
@@ -85,11 +127,14 @@ final class QueueWorker {
         kickPending.set(false);
         if (!started || !dev.canProcess()) return;
         kicks++;
+        // While the thread busy-polls, notifications stay off and are not toggled here (QEMU's
+        // suppress_notifications test in virtio_blk_handle_vq).
+        boolean toggle = vq.notificationEnabled();
         ctx.deferBegin();
         try {
             outer:
             do {
-                vq.disableNotification();
+                if (toggle) vq.disableNotification();
                 while (true) {
                     BlkRequest r = obtain();
                     int rc = vq.pop(r.chain);
@@ -108,7 +153,7 @@ final class QueueWorker {
                         break outer;
                     }
                 }
-            } while (!vq.enableNotification());
+            } while (toggle && !vq.enableNotification());
             submitMultireq();
         } catch (Throwable t) {
             LOG.log(Level.SEVERE, "queue " + vq.index() + " failed", t);

@@ -266,6 +266,13 @@ public final class VirtioBlkDevice {
 
     public AioContext queueContext(int i) { return workers[i].ctx; }
 
+    /** Queue processing passes started by the I/O threads' busy-polling rather than by a kick (racy read). */
+    public long polledPasses() {
+        long n = 0;
+        for (QueueWorker w : workers) n += w.polled;
+        return n;
+    }
+
     /** The used-buffer notification of queue {@code i}. */
     public void setNotifier(int i, Interrupt irq) { workers[i].vq.setNotifier(irq); }
 
@@ -286,7 +293,7 @@ public final class VirtioBlkDevice {
             w.vq.setMemory(memory);
             w.vq.setFeatures(driverFeatures);
             err[0] = w.vq.activate();
-            w.started = err[0] == null;
+            w.setStarted(err[0] == null);
         });
         if (err[0] == null) w.kick(); // requests may already wait in the ring
         return err[0];
@@ -312,7 +319,7 @@ public final class VirtioBlkDevice {
     private static void onQueueThreadWhenDrained(QueueWorker w, Runnable then) {
         CountDownLatch done = new CountDownLatch(1);
         Runnable stop = () -> {
-            w.started = false;
+            w.setStarted(false);
             w.whenDrained(() -> {
                 try {
                     then.run();

@@ -409,6 +409,9 @@ public final class VirtQueue {
 
     // ------------------------------------------------------------------ driver notifications (kicks)
 
+    /** False between {@link #disableNotification} and {@link #enableNotification}. */
+    public boolean notificationEnabled() { return notificationEnabled; }
+
     /** Asks the driver not to kick while the device is processing (virtio_queue_set_notification(0)). */
     public void disableNotification() {
         if (!active) return;
