@@ -59,16 +59,26 @@ def med(xs, key):
 
 
 def table(title, cmd_lines, rows):
+    """rows: (name, vblk, reference, unit[, paired]) where paired is a list of per-round ratios."""
     print(f"\n### {title}\n")
     for c in cmd_lines:
         print(f"    {c}")
     print()
-    print("| case | vblk | reference | ratio |")
-    print("|---|---|---|---|")
-    for name, a, b, unit in rows:
+    paired = any(len(r) > 4 for r in rows)
+    print("| case | vblk | reference | ratio |" + (" median of per-round ratios |" if paired else ""))
+    print("|---|---|---|---|" + ("---|" if paired else ""))
+    for r in rows:
+        name, a, b, unit = r[:4]
         ratio = a / b if b else float("nan")
-        print(f"| {name} | {a:,.0f} {unit} | {b:,.0f} {unit} | {ratio:.2f}x |")
+        extra = ""
+        if paired:
+            extra = f" {statistics.median(r[4]):.2f}x ({min(r[4]):.2f}-{max(r[4]):.2f}) |" if len(r) > 4 else " |"
+        print(f"| {name} | {a:,.0f} {unit} | {b:,.0f} {unit} | {ratio:.2f}x |{extra}")
     sys.stdout.flush()
+
+
+def ratios(xs, ys, key="iops"):
+    return [x[key] / y[key] for x, y in zip(xs, ys) if y[key]]
 
 
 def prefill(path, size="1G"):
@@ -106,16 +116,21 @@ def case_block(a, d):
     if not os.path.exists(path):
         prefill(path)
     rows = []
+    n = "600000"
     for rw in ("randread", "randwrite"):
-        blk, aio = [], []
-        for _ in range(a.rounds):
-            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "300000"] + \
+        fil, raw, aio = [], [], []
+        for i in range(a.rounds):
+            base = ["-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", n] + \
                    (["-w"] if "write" in rw else [])
-            blk.append(vblk_bench(base + ["--path", "block", path]))
-            aio.append(vblk_bench(base + ["--path", "aio", path]))
-        rows.append((f"{rw} QD32", med(blk, "iops"), med(aio, "iops"), "IOPS"))
+            runs = [(fil, ["-f", "file", "--path", "block"]), (raw, ["-f", "raw", "--path", "block"]),
+                    (aio, ["-f", "raw", "--path", "aio"])]
+            for lst, extra in (runs if i % 2 == 0 else runs[::-1]):   # alternate the order
+                lst.append(vblk_bench(base + extra + [path]))
+        rows.append((f"{rw} QD32, block over file (-f file)", med(fil, "iops"), med(aio, "iops"), "IOPS", ratios(fil, aio)))
+        rows.append((f"{rw} QD32, block over raw over file (-f raw)", med(raw, "iops"), med(aio, "iops"), "IOPS", ratios(raw, aio)))
     table("Block layer over file (O_DIRECT) vs the AIO engine alone", [
-        "vblk bench -f raw -t none -i native --random -d 32 -s 4k -c 300000 [-w] --path block|aio FILE"], rows)
+        f"vblk bench -f file|raw -t none -i native --random -d 32 -s 4k -c {n} [-w] --path block FILE",
+        f"vblk bench -f raw -t none -i native --random -d 32 -s 4k -c {n} [-w] --path aio FILE   (reference)"], rows)
 
 
 def case_null(a, d):
@@ -140,21 +155,33 @@ def case_virtio(a, d):
     rows = []
     for rw in ("randread", "randwrite"):
         vio, blk = [], []
-        for _ in range(a.rounds):
-            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "300000"] + \
+        for i in range(a.rounds):
+            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "600000"] + \
                    (["-w"] if "write" in rw else [])
-            vio.append(vblk_bench(base + ["--path", "virtio", path]))
-            blk.append(vblk_bench(base + ["--path", "block", path]))
-        rows.append((f"{rw} QD32 raw O_DIRECT", med(vio, "iops"), med(blk, "iops"), "IOPS"))
+            runs = [(vio, "virtio"), (blk, "block")]
+            for lst, p in (runs if i % 2 == 0 else runs[::-1]):
+                lst.append(vblk_bench(base + ["--path", p, path]))
+        rows.append((f"{rw} QD32 raw O_DIRECT", med(vio, "iops"), med(blk, "iops"), "IOPS", ratios(vio, blk)))
+    per_core = []
     for w in (False, True):
         vio, blk = [], []
         for _ in range(a.rounds):
             base = ["-f", "null", "-d", "32", "-s", "4k", "-c", "2000000"] + (["-w"] if w else [])
             vio.append(vblk_bench(base + ["--path", "virtio", "1G"]))
             blk.append(vblk_bench(base + ["--path", "block", "1G"]))
-        rows.append(("null 4k " + ("write" if w else "read") + " QD32", med(vio, "iops"), med(blk, "iops"), "IOPS"))
+        rows.append(("null 4k " + ("write" if w else "read") + " QD32", med(vio, "iops"), med(blk, "iops"), "IOPS", ratios(vio, blk)))
+        for v in vio:
+            v["per_core"] = v["ops"] / v["io_thread_cpu_s"] if v.get("io_thread_cpu_s", 0) > 0 else 0
+        per_core.append(("null 4k " + ("write" if w else "read"), med(vio, "per_core"), med(vio, "io_thread_cpu_s") / med(vio, "seconds")))
     table("virtio path vs block path", [
-        "vblk bench ... --path virtio|block (raw: -f raw -t none -i native --random -d 32 -s 4k; null: -f null -d 32 -s 4k 1G)"], rows)
+        "vblk bench ... --path virtio|block (raw: -f raw -t none -i native --random -d 32 -s 4k -c 600000; null: -f null -d 32 -s 4k 1G)"], rows)
+    print("\nvirtio over null, requests per second of the I/O thread's own CPU (guest driver, device and block layer "
+          "all run on that one thread):\n")
+    print("| case | IOPS per core (ops / io_thread_cpu_s) | I/O thread busy |")
+    print("|---|---|---|")
+    for name, pc, busy in per_core:
+        print(f"| {name} | {pc:,.0f} | {busy:.0%} |")
+    sys.stdout.flush()
 
 
 def case_qcow2(a, d):

@@ -148,7 +148,9 @@ public final class ServeCommand {
             installSignals(stop, log);
             server = VhostUserServer.start(socket, new VhostUserBlkBackend(dev, log), log);
             stop.await();
-            log.accept("vblk serve: shutting down");
+            VirtioBlkDevice.Stats st = dev.stats();
+            log.accept("vblk serve: shutting down (" + st.requests() + " requests, " + st.kicks() + " queue passes of which "
+                    + dev.polledPasses() + " found by polling, " + st.interrupts() + " interrupts)");
             return 0;
         } finally {
             if (server != null) server.close();      // stops rings (drains), removes the socket

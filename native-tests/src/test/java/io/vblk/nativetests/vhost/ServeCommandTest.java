@@ -32,6 +32,11 @@ class ServeCommandTest {
         assertEquals(1, serve("--socket", dir.resolve("s").toString(), "--num-queues", "0", "f").rc());
         assertEquals(1, serve("--socket", dir.resolve("s").toString(), "--logical-block-size", "1000", "f").rc());
         assertEquals(1, serve("--socket", dir.resolve("s").toString(), "--bogus", "f").rc());
+        Run poll = serve("--socket", dir.resolve("s").toString(), "--poll-max-ns", "-1", "f");
+        assertEquals(1, poll.rc());
+        assertTrue(poll.err().contains("--poll-max-ns must not be negative"), poll.err());
+        assertEquals(1, serve("--socket", dir.resolve("s").toString(), "--poll-max-ns=lots", "f").rc());
+        assertTrue(h.out().contains("--poll-max-ns NS"));
         Run missing = serve("--socket", dir.resolve("s").toString(), dir.resolve("missing.raw").toString());
         assertEquals(1, missing.rc());
         assertTrue(missing.err().contains("No such file"), missing.err());

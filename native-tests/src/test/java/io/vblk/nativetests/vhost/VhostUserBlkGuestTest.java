@@ -50,17 +50,22 @@ class VhostUserBlkGuestTest {
         return vblkServe(image, fmt, socket, queues, log, "writeback");
     }
 
-    /** With cache writethrough the guest starts in "write through" and switches to write back through SET_CONFIG (T6). */
+    /**
+     * With cache writethrough the guest starts in "write through" and switches to write back through
+     * SET_CONFIG (T6). These runs also turn busy-polling off (--poll-max-ns 0), so the guest tests
+     * cover both ways requests reach the device: kicks only, and polling with kicks suppressed.
+     */
     Process vblkServeWritethrough(Path image, String fmt, Path socket, int queues, Path log) throws IOException {
-        return vblkServe(image, fmt, socket, queues, log, "writethrough");
+        return vblkServe(image, fmt, socket, queues, log, "writethrough", "--poll-max-ns", "0");
     }
 
-    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log, String cache) throws IOException {
+    Process vblkServe(Path image, String fmt, Path socket, int queues, Path log, String cache, String... extra) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+        List<String> cmd = new java.util.ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "io.vblk.cli.ServeCommand", "-f", fmt, "-t", cache, "--socket", socket.toString(), "--num-queues", String.valueOf(queues),
-                image.toString());
+                "io.vblk.cli.ServeCommand", "-f", fmt, "-t", cache, "--socket", socket.toString(), "--num-queues", String.valueOf(queues)));
+        cmd.addAll(List.of(extra));
+        cmd.add(image.toString());
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }
 

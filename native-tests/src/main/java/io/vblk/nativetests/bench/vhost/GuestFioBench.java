@@ -27,6 +27,12 @@ import java.util.concurrent.TimeUnit;
  * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
  *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
+ *     [--qsd-iothread] [--vblk-poll-max-ns NS]
+ * </pre>
+ * {@code --qsd-iothread} runs qsd's export in an {@code --object iothread} (which busy-polls with
+ * poll-max-ns 32768, like {@code vblk serve} by default) instead of its main loop;
+ * {@code --vblk-poll-max-ns} passes {@code --poll-max-ns} to {@code vblk serve}.
+ * <pre>
  * </pre>
  */
 public final class GuestFioBench {
@@ -38,6 +44,8 @@ public final class GuestFioBench {
     String size = "512M";
     Path work = Path.of("/tmp/vblk-gfio");
     Path vblk = Path.of("./vblk").toAbsolutePath();
+    boolean qsdIothread;          // qsd's export runs in an --object iothread (which busy-polls) instead of the main loop
+    String vblkPollMaxNs;         // null: vblk serve's default (32768)
     long clkTck = 100;
 
     /** One fio job of one boot. */
@@ -58,6 +66,8 @@ public final class GuestFioBench {
                 case "--size" -> b.size = args[++i];
                 case "--work" -> b.work = Path.of(args[++i]);
                 case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
+                case "--qsd-iothread" -> b.qsdIothread = true;   // export in an iothread (polls, poll-max-ns 32768)
+                case "--vblk-poll-max-ns" -> b.vblkPollMaxNs = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -129,9 +139,14 @@ public final class GuestFioBench {
     List<Sample> boot(Path kernel, Path initrd, Path image, String fmt, int round, String backend) throws Exception {
         Path dir = Files.createTempDirectory(work, fmt + "-r" + round + "-" + backend + "-");
         Path socket = dir.resolve("vhost.sock"), blog = dir.resolve("backend.log"), console = dir.resolve("console.log");
-        List<String> cmd = backend.equals("vblk")
-                ? List.of(vblk.toString(), "serve", "-f", fmt, "-t", "none", "--socket", socket.toString(), "--num-queues", "1", image.toString())
-                : qsd(image, fmt, socket);
+        List<String> cmd;
+        if (backend.equals("vblk")) {
+            cmd = new ArrayList<>(List.of(vblk.toString(), "serve", "-f", fmt, "-t", "none", "--socket", socket.toString(), "--num-queues", "1"));
+            if (vblkPollMaxNs != null) cmd.addAll(List.of("--poll-max-ns", vblkPollMaxNs));
+            cmd.add(image.toString());
+        } else {
+            cmd = qsd(image, fmt, socket, qsdIothread);
+        }
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(blog.toFile());
         pb.environment().put("VBLK_NO_REBUILD", "1");
         Process b = pb.start();
@@ -183,16 +198,17 @@ public final class GuestFioBench {
         return out;
     }
 
-    static List<String> qsd(Path image, String fmt, Path socket) {
+    static List<String> qsd(Path image, String fmt, Path socket, boolean iothread) {
         List<String> cmd = new ArrayList<>(List.of("qemu-storage-daemon",
                 "--blockdev", "driver=file,node-name=file,filename=" + image + ",aio=native,cache.direct=on"));
+        if (iothread) cmd.addAll(List.of("--object", "iothread,id=iot0"));
         String node = "file";
         if (fmt.equals("qcow2")) {
             cmd.addAll(List.of("--blockdev", "driver=qcow2,node-name=disk,file=file"));
             node = "disk";
         }
         cmd.addAll(List.of("--export", "type=vhost-user-blk,id=exp,node-name=" + node + ",addr.type=unix,addr.path=" + socket
-                + ",writable=on,num-queues=1"));
+                + ",writable=on,num-queues=1" + (iothread ? ",iothread=iot0" : "")));
         return cmd;
     }
 
