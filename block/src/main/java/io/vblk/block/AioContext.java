@@ -286,6 +286,21 @@ public final class AioContext implements AutoCloseable {
         }
     }
 
+    /**
+     * Like {@link #defer}, but runs {@code fn} before the functions already deferred in this
+     * section. For work whose latency matters more than its batching, such as a used-buffer
+     * interrupt, which should not wait behind an io_submit of new requests.
+     */
+    public void deferFirst(Runnable fn) {
+        if (deferDepth == 0) {
+            fn.run();
+            return;
+        }
+        if (!deferred.contains(fn)) {
+            deferred.addFirst(fn);
+        }
+    }
+
     /** True inside a deferred-call section. */
     public boolean deferring() {
         return deferDepth > 0;

@@ -150,7 +150,8 @@ public final class ServeCommand {
             stop.await();
             VirtioBlkDevice.Stats st = dev.stats();
             log.accept("vblk serve: shutting down (" + st.requests() + " requests, " + st.kicks() + " queue passes of which "
-                    + dev.polledPasses() + " found by polling, " + st.interrupts() + " interrupts)");
+                    + dev.polledPasses() + " found by polling, " + st.interrupts() + " interrupts, "
+                    + dev.meanRequestLatencyNanos() / 1000 + " us mean pop-to-completion)");
             return 0;
         } finally {
             if (server != null) server.close();      // stops rings (drains), removes the socket

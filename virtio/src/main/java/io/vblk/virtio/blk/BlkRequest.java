@@ -18,6 +18,7 @@ final class BlkRequest {
     final Runnable rwTask = this::runRw;
     final Runnable otherTask = this::runOther;
 
+    long poppedAt;     // System.nanoTime() when popped, for the latency statistic
     int type;          // header type with BARRIER masked
     long sector;       // header sector
     long statusAddr;   // host address of the status byte
@@ -45,5 +46,6 @@ final class BlkRequest {
         mergeNext = null;
         mergeCount = 1;
         mergeBytes = 0;
+        poppedAt = 0;
     }
 }

@@ -273,6 +273,16 @@ public final class VirtioBlkDevice {
         return n;
     }
 
+    /** Mean time from pop to push of the requests completed so far, in ns (0 when none; racy read). */
+    public long meanRequestLatencyNanos() {
+        long t = 0, n = 0;
+        for (QueueWorker w : workers) {
+            t += w.latencyNanos;
+            n += w.completed;
+        }
+        return n == 0 ? 0 : t / n;
+    }
+
     /** The used-buffer notification of queue {@code i}. */
     public void setNotifier(int i, Interrupt irq) { workers[i].vq.setNotifier(irq); }
 

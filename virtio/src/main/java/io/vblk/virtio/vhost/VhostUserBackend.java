@@ -41,4 +41,11 @@ public interface VhostUserBackend {
 
     /** The connection ended or the front-end reset the device; all queues are stopped already. */
     default void reset() {}
+
+    /**
+     * ADD_MEM_REG while a ring runs (memory hotplug): the region is mapped and already in every
+     * running queue's table; the device must be able to reach it from now on without a restart.
+     * Called on the connection thread.
+     */
+    default void memoryRegionAdded(GuestMemoryTable.Region region) {}
 }

@@ -57,6 +57,15 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
         if ((s & S_FEATURES_OK) == 0) dev.setStatus(S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
     }
 
+    /** The device's guest memory as of the last queue start; regions added live go into it (copy-on-write, safe under I/O). */
+    private volatile GuestMemory memory;
+
+    @Override
+    public void memoryRegionAdded(GuestMemoryTable.Region r) {
+        GuestMemory m = memory;
+        if (m != null) m.add(new GuestRegion(r.guestPhys(), r.size(), r.host(), r.userAddr()));
+    }
+
     @Override
     public String startQueue(VhostUserQueue q) {
         int i = q.index();
@@ -64,6 +73,7 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
         for (GuestMemoryTable.Region r : q.memory().regions()) mem.add(new GuestRegion(r.guestPhys(), r.size(), r.host(), r.userAddr()));
         if ((dev.status() & S_DRIVER_OK) == 0) dev.setStatus(dev.status() | S_DRIVER_OK);
         dev.setMemory(mem);
+        memory = mem;
         VirtQueue vq = dev.queue(i);
         if (q.size() > vq.maxSize()) return "queue size " + q.size() + " above the device's maximum " + vq.maxSize();
         long desc = mem.userToGpa(q.descUva), avail = mem.userToGpa(q.availUva), used = mem.userToGpa(q.usedUva);

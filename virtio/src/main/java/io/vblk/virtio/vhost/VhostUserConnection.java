@@ -310,8 +310,15 @@ public final class VhostUserConnection implements Runnable {
             r.unmap();
             throw e;
         }
-        for (VhostUserQueue q : queues) if (q.running) q.memory = memory;   // additions are safe under a running ring
-        log.accept("vhost-user: memory region " + r);
+        boolean live = false;
+        for (VhostUserQueue q : queues) {
+            if (q.running) {
+                q.memory = memory;   // additions are safe under a running ring
+                live = true;
+            }
+        }
+        if (live) backend.memoryRegionAdded(r);   // the device sees the new RAM at once, not at the next start
+        log.accept("vhost-user: memory region " + r + (live ? " (added under running rings)" : ""));
     }
 
     private void remMemReg(int size, ByteBuffer p, int[] fds) throws VhostUserProtocolException {

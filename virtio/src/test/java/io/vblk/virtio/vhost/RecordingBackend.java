@@ -51,4 +51,12 @@ class RecordingBackend implements VhostUserBackend {
 
     @Override public void setConfigChangeNotifier(Runnable n) { notifier = n; }
     @Override public void reset() { events.add("reset"); }
+
+    volatile long addedRegionWord;   // first 8 bytes of the last region added under a running ring
+
+    @Override
+    public void memoryRegionAdded(GuestMemoryTable.Region r) {
+        addedRegionWord = NativeMemory.getLongLE(r.host());
+        events.add("region added gpa 0x" + Long.toHexString(r.guestPhys()));
+    }
 }

@@ -93,6 +93,38 @@ class VhostUserConnectionTest {
     }
 
     @Test
+    void regionAddedUnderARunningRingReachesTheDevice() throws Exception {
+        handshake();
+        setFeatures((1L << 32) | (1L << F_PROTOCOL_FEATURES));
+        addRam();
+        startRing0();
+        int hot = C.memfd_create("hotplug", MFD_CLOEXEC);
+        try {
+            assertEquals(0, C.ftruncate(hot, 65536));
+            try (NativeBuffer b = NativeBuffer.allocate(8, 8)) {
+                NativeMemory.putLongLE(b.address(), 0x5eed_0000_1234L);
+                assertEquals(8, C.pwrite(hot, b.address(), 8, 0));
+            }
+            assertEquals(0, fe.acked(ADD_MEM_REG, FrontEnd.region(GPA + RAM, 65536, UVA + RAM, 0), hot));
+            assertTrue(backend.events.contains("region added gpa 0x" + Long.toHexString(GPA + RAM)), backend.events.toString());
+            assertEquals(0x5eed_0000_1234L, backend.addedRegionWord, "the device reads the new region's bytes");
+            // with no ring running, an added region is only recorded in the table (the next start uses it)
+            fe.send(SET_VRING_ENABLE, 0, FrontEnd.state(0, 0));
+            fe.send(GET_VRING_BASE, 0, FrontEnd.state(0, 0));
+            assertEquals(GET_VRING_BASE, fe.read().req());
+            int n = backend.events.size();
+            assertEquals(0, fe.acked(ADD_MEM_REG, FrontEnd.region(GPA + RAM + 65536, 65536, UVA + RAM + 65536, 0), hot));
+            assertEquals(n, backend.events.size(), backend.events.toString());
+        } finally {
+            fe.close();
+            thread.join(5000);
+            C.close(hot);
+            C.close(kick);
+            C.close(call);
+        }
+    }
+
+    @Test
     void qemuSequenceStartsAndStopsTheRing() throws Exception {
         handshake();
         setFeatures((1L << 32) | (1L << F_PROTOCOL_FEATURES) | (1L << 9));

@@ -44,6 +44,7 @@ public final class GuestFioBench {
     String size = "512M";
     Path work = Path.of("/tmp/vblk-gfio");
     Path vblk = Path.of("./vblk").toAbsolutePath();
+    String only;                  // null: both backends, alternating
     boolean qsdIothread;          // qsd's export runs in an --object iothread (which busy-polls) instead of the main loop
     String vblkPollMaxNs;         // null: vblk serve's default (32768)
     long clkTck = 100;
@@ -66,7 +67,8 @@ public final class GuestFioBench {
                 case "--size" -> b.size = args[++i];
                 case "--work" -> b.work = Path.of(args[++i]);
                 case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
-                case "--qsd-iothread" -> b.qsdIothread = true;   // export in an iothread (polls, poll-max-ns 32768)
+                case "--qsd-iothread" -> b.qsdIothread = true;
+                case "--only" -> b.only = args[++i];                 // one backend (for profiling it)
                 case "--vblk-poll-max-ns" -> b.vblkPollMaxNs = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -114,6 +116,7 @@ public final class GuestFioBench {
             QemuGuest.run(List.of("qemu-img", "create", "-q", "-f", fmt, "-o", "preallocation=full", image.toString(), size), 300);
             for (int r = firstRound; r < firstRound + rounds; r++) {
                 String[] order = r % 2 == 1 ? BACKENDS : new String[] {BACKENDS[1], BACKENDS[0]};
+                if (only != null) order = new String[] {only};
                 for (String backend : order) {
                     try {
                         List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
