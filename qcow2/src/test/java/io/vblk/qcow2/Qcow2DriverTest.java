@@ -582,6 +582,50 @@ class Qcow2DriverTest {
         }
     }
 
+    /**
+     * The non-exact growth (QEMU grows this way for VM state past the disk's end, which vblk does
+     * not write; nothing in vblk takes this path today, so it is driven directly): the size grows
+     * by half until it covers the request, the new table is written elsewhere, the header switches,
+     * the old table is freed, and the image checks clean with the data intact.
+     */
+    @Test
+    void nonExactL1GrowthStepsByHalf() throws Exception {
+        long fileSize = 32L << 20;
+        int cs = 1024;
+        try (TestImage t = new TestImage(fileSize)) {
+            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
+            t.open("");
+            assertEquals(128, t.drv().header.l1Size);
+            byte[] a = pattern(new Random(3), 9000);
+            assertEquals(0, t.run(() -> TestImage.write(t.q, 4000, a)));
+            long oldL1 = t.drv().header.l1TableOffset;
+            int ret = t.run(() -> {
+                t.drv().lock.lock();
+                try {
+                    return t.drv().clusters.growL1(200, false);
+                } finally {
+                    t.drv().lock.unlock();
+                }
+            });
+            assertEquals(0, ret);
+            assertEquals(288, t.drv().clusters.l1.length, "128 -> 192 -> 288: the first step by half that covers 200");
+            assertEquals(0, t.closeImage());
+            assertClean(t, fileSize);
+            Qcow2Header h = Qcow2Header.parse(t.raw(0, cs));
+            assertEquals(288, h.l1Size, "header switched to the new table");
+            assertNotEquals(oldL1, h.l1TableOffset);
+            t.open("");
+            int[] r = new int[1];
+            byte[][] got = new byte[1][];
+            t.run(() -> {
+                got[0] = TestImage.read(t.q, 4000, a.length, r);
+                return 0;
+            });
+            assertArrayEquals(a, got[0]);
+            t.closeImage();
+        }
+    }
+
     @Test
     void rewritingCopiedClustersAllocatesNothing() throws Exception {
         long fileSize = 16L << 20;
