@@ -549,11 +549,8 @@ class Qcow2DriverTest {
         long fileSize = 32L << 20;
         int cs = 1024;
         try (TestImage t = new TestImage(fileSize)) {
-            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
-            t.open("");
-            assertEquals(128, t.drv().header.l1Size);
             byte[] a = pattern(new Random(1), 5000);
-            assertEquals(0, t.run(() -> TestImage.write(t.q, 1000, a)));
+            smallL1Image(t, 1000, a);
             long oldL1 = t.drv().header.l1TableOffset;
             assertEquals(0, t.run(() -> t.q.truncate(64L << 20, true, io.vblk.block.PreallocMode.OFF, 0)));
             assertEquals(512, t.drv().header.l1Size, "exact growth");
@@ -568,18 +565,27 @@ class Qcow2DriverTest {
             assertEquals(64L << 20, h.size);
             assertEquals(512, h.l1Size);
             t.open("");
-            int[] r = new int[1];
-            byte[][] got = new byte[2][];
-            t.run(() -> {
-                got[0] = TestImage.read(t.q, 1000, a.length, r);
-                got[1] = TestImage.read(t.q, far, b.length, r);
-                return 0;
-            });
-            assertArrayEquals(a, got[0]);
-            assertArrayEquals(b, got[1]);
+            assertArrayEquals(a, readAt(t, 1000, a.length));
+            assertArrayEquals(b, readAt(t, far, b.length));
             assertEquals(-Errno.ENOTSUP, t.run(() -> t.q.truncate(1L << 20, true, io.vblk.block.PreallocMode.OFF, 0)), "no shrinking");
             t.closeImage();
         }
+    }
+
+    /** A 16 MiB image with 1 KiB clusters (l1_size 128), opened, with {@code data} written at {@code off}. */
+    private static void smallL1Image(TestImage t, long off, byte[] data) throws Exception {
+        t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(1024));
+        t.open("");
+        assertEquals(128, t.drv().header.l1Size);
+        assertEquals(0, t.run(() -> TestImage.write(t.q, off, data)));
+    }
+
+    /** Reads {@code len} bytes at {@code off} through the driver and asserts success. */
+    private static byte[] readAt(TestImage t, long off, int len) {
+        int[] r = new int[1];
+        byte[] got = readSync(t, off, len, r);
+        assertEquals(0, r[0], "read at " + off);
+        return got;
     }
 
     /**
@@ -593,11 +599,8 @@ class Qcow2DriverTest {
         long fileSize = 32L << 20;
         int cs = 1024;
         try (TestImage t = new TestImage(fileSize)) {
-            t.create(new Qcow2Creator.Options().size(16 << 20).clusterSize(cs));
-            t.open("");
-            assertEquals(128, t.drv().header.l1Size);
             byte[] a = pattern(new Random(3), 9000);
-            assertEquals(0, t.run(() -> TestImage.write(t.q, 4000, a)));
+            smallL1Image(t, 4000, a);
             long oldL1 = t.drv().header.l1TableOffset;
             int ret = t.run(() -> {
                 t.drv().lock.lock();
@@ -615,13 +618,7 @@ class Qcow2DriverTest {
             assertEquals(288, h.l1Size, "header switched to the new table");
             assertNotEquals(oldL1, h.l1TableOffset);
             t.open("");
-            int[] r = new int[1];
-            byte[][] got = new byte[1][];
-            t.run(() -> {
-                got[0] = TestImage.read(t.q, 4000, a.length, r);
-                return 0;
-            });
-            assertArrayEquals(a, got[0]);
+            assertArrayEquals(a, readAt(t, 4000, a.length));
             t.closeImage();
         }
     }
