@@ -25,6 +25,15 @@ public interface BenchPath extends AutoCloseable {
     /** A flush (for {@code --flush-interval}); 0 or a negative errno. */
     int flush();
 
+    /**
+     * Addresses of {@code count} request buffers of {@code size} bytes in memory the path owns and
+     * frees at {@link #close}, or null to let the runner allocate them (aligned to
+     * {@link #bufferAlignment}). {@code --path virtio} puts them in guest RAM, as a guest's are.
+     */
+    default long[] requestBuffers(int count, long size) {
+        return null;
+    }
+
     /** Alignment the buffers must have (O_DIRECT needs the memory alignment of the device). */
     default long bufferAlignment() {
         return 4096;

@@ -34,6 +34,7 @@ public final class VirtioBenchPath implements BenchPath {
     private final BlockNode node;
     private final GuestMemory mem;
     private final NativeBuffer arena;
+    private NativeBuffer data;        // request buffers in guest RAM (requestBuffers), freed at close
     private final VirtioBlkDevice dev;
     private final GuestQueue q;
     private final long length;
@@ -84,6 +85,23 @@ public final class VirtioBenchPath implements BenchPath {
     @Override public long length() { return length; }
     @Override public AioStats aioStats() { return stats; }
     @Override public long bufferAlignment() { return Math.max(4096, node.limits().optMemAlignment); }
+
+    /**
+     * The request buffers live in one more guest RAM region (identity-mapped), as a guest's data
+     * pages are in its RAM: translating them is then a lookup among two regions, not one region
+     * per buffer.
+     */
+    @Override
+    public long[] requestBuffers(int count, long size) {
+        long align = bufferAlignment();
+        long stride = (size + align - 1) / align * align;
+        NativeBuffer b = NativeBuffer.allocate(stride * count, align);
+        data = b;
+        mem.addSegment(b.address(), b.segment());
+        long[] out = new long[count];
+        for (int i = 0; i < count; i++) out[i] = b.address() + stride * i;
+        return out;
+    }
 
     /** Makes [addr, addr+len) guest RAM at the identical guest-physical address (once per buffer). */
     private void mapIdentity(long addr, long len) {
@@ -160,6 +178,7 @@ public final class VirtioBenchPath implements BenchPath {
             ctx.close();
             mem.close();
             arena.close();
+            if (data != null) data.close();
         }
     }
 }
