@@ -7,6 +7,7 @@ import io.vblk.block.Errno;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
 import io.vblk.block.NativeMemory;
+import io.vblk.block.PollSource;
 import java.util.Arrays;
 import java.util.logging.Logger;
 
@@ -124,7 +125,7 @@ public final class LinuxAio {
      * blocking, completions are reaped from the ring without waiting for the eventfd. The eventfd
      * stays signalled and is drained by the next epoll pass, which then finds nothing to reap.
      */
-    private final io.vblk.block.PollSource pollSource = new io.vblk.block.PollSource() {
+    private final PollSource pollSource = new PollSource() {
         @Override
         public boolean poll() {
             return inFlight > 0 && userSpaceReap && !closed && ring.usable() && ring.peek() > 0;

@@ -276,14 +276,7 @@ public final class AioContext implements AutoCloseable {
      * deferred before it runs (compared by identity), or at once outside a section (defer_call).
      */
     public void defer(Runnable fn) {
-        if (deferDepth == 0) {
-            fn.run();
-            return;
-        }
-        // ArrayDeque.contains scans its array without an iterator (equals on Runnables is identity)
-        if (!deferred.contains(fn)) {
-            deferred.addLast(fn);
-        }
+        defer(fn, false);
     }
 
     /**
@@ -292,12 +285,21 @@ public final class AioContext implements AutoCloseable {
      * interrupt, which should not wait behind an io_submit of new requests.
      */
     public void deferFirst(Runnable fn) {
+        defer(fn, true);
+    }
+
+    private void defer(Runnable fn, boolean first) {
         if (deferDepth == 0) {
             fn.run();
             return;
         }
+        // ArrayDeque.contains scans its array without an iterator (equals on Runnables is identity)
         if (!deferred.contains(fn)) {
-            deferred.addFirst(fn);
+            if (first) {
+                deferred.addFirst(fn);
+            } else {
+                deferred.addLast(fn);
+            }
         }
     }
 
@@ -366,10 +368,6 @@ public final class AioContext implements AutoCloseable {
         } else {
             runOnThread(r);
         }
-    }
-
-    public long pollMaxNs() {
-        return pollMaxNs;
     }
 
     /** The current adaptive polling window in ns (racy read; for tests and statistics). */

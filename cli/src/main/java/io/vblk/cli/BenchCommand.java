@@ -7,6 +7,7 @@ import io.vblk.block.Coroutine;
 import io.vblk.block.Errno;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
+import io.vblk.block.NativeMemory;
 import io.vblk.block.Sizes;
 import java.io.PrintStream;
 import java.lang.reflect.InvocationTargetException;
@@ -269,7 +270,7 @@ public final class BenchCommand {
             long[] provided = path.requestBuffers(depth, Math.max(cfg.size(), 1));
             for (int i = 0; i < depth; i++) {
                 if (provided != null) { // the path's own memory (virtio: guest RAM), freed by the path
-                    io.vblk.block.NativeMemory.fill(provided[i], Math.max(cfg.size(), 1), (byte) cfg.pattern());
+                    NativeMemory.fill(provided[i], Math.max(cfg.size(), 1), (byte) cfg.pattern());
                     vecs[i] = IoVector.of(provided[i], cfg.size());
                     continue;
                 }

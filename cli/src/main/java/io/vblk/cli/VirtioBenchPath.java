@@ -15,15 +15,15 @@ import io.vblk.virtio.driver.GuestDriver;
 import io.vblk.virtio.driver.GuestQueue;
 import io.vblk.virtio.driver.Layout;
 import io.vblk.virtio.memory.GuestMemory;
-import io.vblk.virtio.memory.GuestRegion;
 
 import static io.vblk.virtio.VirtioSpec.*;
 
 /**
  * {@code vblk bench --path virtio}: every request goes guest driver -> split virtqueue -> virtio-blk
  * device -> block layer, on the bench's I/O thread. Guest memory maps guest-physical addresses
- * one to one onto host addresses, so the bench's own buffers are guest RAM without a copy (a
- * region is added the first time a buffer is seen). A request coroutine builds its chain, kicks
+ * one to one onto host addresses: the rings live in one region and the request buffers, which
+ * the bench takes from {@link #requestBuffers}, in another, so no byte is copied (a buffer outside
+ * guest RAM fails with EFAULT). A request coroutine builds its chain, kicks
  * (suppressed while the device is already processing, EVENT_IDX), and parks; the queue's interrupt
  * reaps the used ring and wakes the waiters. Nothing is allocated per request.
  */
@@ -103,24 +103,6 @@ public final class VirtioBenchPath implements BenchPath {
         return out;
     }
 
-    /** Makes [addr, addr+len) guest RAM at the identical guest-physical address (once per buffer). */
-    private void mapIdentity(long addr, long len) {
-        long p = addr, end = addr + len;
-        while (p < end) {
-            GuestRegion r = mem.find(p);
-            if (r != null) {
-                p = r.gpa() + r.size();
-                continue;
-            }
-            long next = end;
-            for (GuestRegion o : mem.regions()) {
-                if (o.gpa() > p && o.gpa() < next) next = o.gpa();
-            }
-            mem.addSegment(p, java.lang.foreign.MemorySegment.ofAddress(p).reinterpret(next - p));
-            p = next;
-        }
-    }
-
     @Override
     public int request(boolean write, long offset, IoVector qiov) {
         int c = BackendRange.check(length, offset, qiov.size());
@@ -128,7 +110,7 @@ public final class VirtioBenchPath implements BenchPath {
         int n = qiov.count();
         if (n > GuestQueue.MAX_SEGMENTS) return -Errno.EINVAL;
         for (int i = 0; i < n; i++) {
-            if (mem.translate(qiov.address(i), qiov.length(i)) == -1) mapIdentity(qiov.address(i), qiov.length(i));
+            if (mem.translate(qiov.address(i), qiov.length(i)) == -1) return -Errno.EFAULT; // not guest RAM (requestBuffers)
             segGpa[i] = qiov.address(i);
             segLen[i] = (int) qiov.length(i);
         }

@@ -243,13 +243,17 @@ final class ImgSupport {
         return fmt;
     }
 
-    /** Result of {@link #parseOneImage}: the arguments, or the exit code when the command is already done (>= 0). */
-    record OneImage(Args args, boolean json, int exitCode) {}
+    /**
+     * Result of {@link #parseOneImage}: the arguments, the image's file name and its format (given
+     * or probed), or the exit code when the command is already done (>= 0).
+     */
+    record OneImage(Args args, boolean json, String filename, String format, int exitCode) {}
 
     /**
      * Parses the arguments of a command that takes exactly one image (info, map): options,
-     * {@code --help} (prints the usage, exit 0), {@code --output=human|json}, and qemu-img's
-     * usage errors (one line plus the usage, exit 1).
+     * {@code --help} (prints the usage, exit 0), {@code --output=human|json}, qemu-img's usage
+     * errors (one line plus the usage, exit 1), and the image's format from {@code -f} or a probe
+     * ({@link #imageFormat}; a missing file or unknown format is exit 1).
      */
     static OneImage parseOneImage(String[] argv, String withArg, String flags, Set<String> longWithArg,
                                   Set<String> longFlags, String usage, java.io.PrintStream out, java.io.PrintStream err) {
@@ -257,15 +261,17 @@ final class ImgSupport {
             Args a = parse(argv, withArg, flags, longWithArg, longFlags);
             if (a.has("-h") || a.has("--help")) {
                 out.println(usage);
-                return new OneImage(a, false, 0);
+                return new OneImage(a, false, null, null, 0);
             }
             boolean json = jsonOutput(a);
             if (a.positional.size() != 1) throw new UsageException("Expecting one image file name");
-            return new OneImage(a, json, -1);
+            String filename = a.positional.get(0);
+            String fmt = imageFormat(filename, a.get("-f"), err);
+            return new OneImage(a, json, filename, fmt, fmt == null ? 1 : -1);
         } catch (UsageException e) {
             err.println("vblk: " + e.getMessage());
             err.println(usage);
-            return new OneImage(null, false, 1);
+            return new OneImage(null, false, null, null, 1);
         }
     }
 }

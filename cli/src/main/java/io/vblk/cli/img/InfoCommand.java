@@ -6,7 +6,6 @@ import io.vblk.block.AioContext;
 import io.vblk.block.BlockException;
 import io.vblk.block.BlockNode;
 import io.vblk.block.Errno;
-import io.vblk.cli.img.ImgSupport.Args;
 import io.vblk.qcow2.Qcow2Header;
 import io.vblk.qcow2.check.CheckFile;
 import io.vblk.qcow2.check.Qcow2Check;
@@ -32,13 +31,9 @@ public final class InfoCommand {
         if (parsed.exitCode() >= 0) {
             return parsed.exitCode();
         }
-        Args a = parsed.args();
         boolean json = parsed.json();
-        String filename = a.positional.get(0);
-        String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
-        if (fmt == null) {
-            return 1;
-        }
+        String filename = parsed.filename();
+        String fmt = parsed.format();
         AioContext ctx = ImgSupport.startContext();
         BlockNode node = null;
         try {

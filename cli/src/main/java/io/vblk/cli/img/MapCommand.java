@@ -22,7 +22,7 @@ import java.util.Set;
 public final class MapCommand {
     private MapCommand() {}
 
-    static final String USAGE = "usage: vblk map [-f fmt] [--output=human|json] FILE";
+    static final String USAGE = "usage: vblk map [-f fmt] [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] FILE";
     private static final long PROBE = 1L << 30;
 
     /** One MapEntry. */
@@ -39,11 +39,27 @@ public final class MapCommand {
         }
         Args a = parsed.args();
         boolean json = parsed.json();
-        String filename = a.positional.get(0);
-        String fmt = ImgSupport.imageFormat(filename, a.get("-f"), err);
-        if (fmt == null) {
-            return 1;
+        String filename = parsed.filename();
+        String fmt = parsed.format();
+        // qemu-img map: the mapping of [start-offset, start-offset + max-length) only
+        long start = 0, maxLength = -1;
+        if (a.get("--start-offset") != null) {
+            start = ImgSupport.parseSize(a.get("--start-offset"));
+            if (start < 0) {
+                err.println("vblk: Invalid start offset specified! You may use k, M, G, T, P or E suffixes for ");
+                err.println("vblk: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+                return 1;
+            }
         }
+        if (a.get("--max-length") != null) {
+            maxLength = ImgSupport.parseSize(a.get("--max-length"));
+            if (maxLength < 0) {
+                err.println("vblk: Invalid max length specified! You may use k, M, G, T, P or E suffixes for ");
+                err.println("vblk: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+                return 1;
+            }
+        }
+        long startOffset = start, maxLen = maxLength;
         AioContext ctx = ImgSupport.startContext();
         BlockNode node = null;
         try {
@@ -57,7 +73,7 @@ public final class MapCommand {
             boolean raw = fmt.equals("raw");
             int[] rc = {0};
             ctx.run(() -> {
-                rc[0] = walk(top, raw, filename, json, out, err);
+                rc[0] = walk(top, raw, filename, startOffset, maxLen, json, out, err);
                 return 0;
             });
             return rc[0];
@@ -70,15 +86,18 @@ public final class MapCommand {
         }
     }
 
-    private static int walk(BlockNode top, boolean raw, String filename, boolean json, PrintStream out, PrintStream err) {
+    private static int walk(BlockNode top, boolean raw, String filename, long startOffset, long maxLength, boolean json,
+                            PrintStream out, PrintStream err) {
         long length = top.getLength();
         if (length < 0) {
             err.println("vblk: Could not get the image length: " + Errno.describe((int) -length));
             return 1;
         }
+        if (maxLength >= 0) length = Math.min(length, startOffset + maxLength);
         if (json) out.print('[');
         else out.printf("%-16s%-16s%-16s%s%n", "Offset", "Length", "Mapped to", "File");
         Entry curr = new Entry();
+        curr.start = startOffset;
         BlockStatus st = new BlockStatus();
         while (curr.start + curr.length < length) {
             long offset = curr.start + curr.length;

@@ -352,7 +352,22 @@ class Qcow2ToolsInteropTest {
             assertEquals(0, v.exit, v.err);
             assertEquals(q.out, v.out, "map --output=json " + f);
             assertEquals(sh("qemu-img", "map", f).out, vblk("map", f).out, "map " + f);
+            // a window of the image, cutting extents at both ends, and a window past the end
+            for (String[] w : new String[][] {{"--start-offset=96k", "--max-length=1M"}, {"--start-offset=1088k"}, {"--start-offset=64M"}}) {
+                List<String> args = new java.util.ArrayList<>(List.of("--output=json"));
+                args.addAll(List.of(w));
+                args.add(f);
+                List<String> qa = new java.util.ArrayList<>(List.of("qemu-img", "map"));
+                qa.addAll(args);
+                Out qw = sh(qa.toArray(String[]::new));
+                Out vw = vblk("map", args.toArray(String[]::new));
+                assertEquals(qw.exit, vw.exit, String.join(" ", args) + ": " + vw.err);
+                assertEquals(qw.out, vw.out, String.join(" ", args));
+            }
         }
+        Out bad = vblk("map", "--start-offset=lots", "zin.qcow2");
+        assertEquals(1, bad.exit);
+        assertTrue(bad.err.contains("Invalid start offset"), bad.err);
     }
 
     /**

@@ -6,6 +6,7 @@ import io.vblk.block.Coroutine;
 import io.vblk.block.Errno;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeMemory;
+import io.vblk.block.PollSource;
 import io.vblk.block.RequestFlags;
 import io.vblk.virtio.queue.ChainError;
 import io.vblk.virtio.queue.VirtQueue;
@@ -53,7 +54,7 @@ final class QueueWorker {
 
     // statistics, written on the context thread, read racily
     volatile long kicks, requests, submissions, merged, interrupts, polled;
-    volatile long latencyNanos, completed; // pop-to-push time of well-formed requests
+    long latencyNanos, completed; // pop-to-push time of well-formed requests; plain fields (written per request), read racily
 
     QueueWorker(VirtioBlkDevice dev, int index, int maxSize, AioContext ctx, BlockNode node) {
         this.dev = dev;
@@ -78,7 +79,7 @@ final class QueueWorker {
      * virtio_queue_host_notifier_aio_poll*): while the thread spins it pops new requests without
      * waiting for a kick, and asks the driver not to kick (poll_begin/poll_end).
      */
-    private final io.vblk.block.PollSource pollSource = new io.vblk.block.PollSource() {
+    private final PollSource pollSource = new PollSource() {
         @Override
         public boolean poll() {
             return started && vq.pending() != 0 && dev.canProcess();

@@ -27,13 +27,12 @@ import java.util.concurrent.TimeUnit;
  * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
  *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
- *     [--qsd-iothread] [--vblk-poll-max-ns NS]
+ *     [--qsd-iothread] [--vblk-poll-max-ns NS] [--only vblk|qsd]
  * </pre>
  * {@code --qsd-iothread} runs qsd's export in an {@code --object iothread} (which busy-polls with
  * poll-max-ns 32768, like {@code vblk serve} by default) instead of its main loop;
- * {@code --vblk-poll-max-ns} passes {@code --poll-max-ns} to {@code vblk serve}.
- * <pre>
- * </pre>
+ * {@code --vblk-poll-max-ns} passes {@code --poll-max-ns} to {@code vblk serve}; {@code --only vblk|qsd}
+ * boots one backend only (for profiling it).
  */
 public final class GuestFioBench {
     static final String[] WORKLOADS = {"randwrite", "randread"};
@@ -68,7 +67,7 @@ public final class GuestFioBench {
                 case "--work" -> b.work = Path.of(args[++i]);
                 case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
                 case "--qsd-iothread" -> b.qsdIothread = true;
-                case "--only" -> b.only = args[++i];                 // one backend (for profiling it)
+                case "--only" -> b.only = args[++i];
                 case "--vblk-poll-max-ns" -> b.vblkPollMaxNs = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
