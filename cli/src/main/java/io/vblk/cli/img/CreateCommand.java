@@ -13,7 +13,6 @@ import io.vblk.cli.img.ImgSupport.Args;
 import io.vblk.cli.img.ImgSupport.UsageException;
 import io.vblk.qcow2.Qcow2Creator;
 import io.vblk.qcow2.Qcow2Header;
-import io.vblk.qcow2.check.CheckFile;
 import io.vblk.qcow2.check.Qcow2Check;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -246,25 +245,7 @@ public final class CreateCommand {
         BlockNode node = null;
         try {
             node = ImgSupport.openFile(path, false);
-            BlockNode n = node;
-            long[] size = {-1};
-            String[] error = {null};
-            ctx.run(() -> {
-                CheckFile f = CheckFile.of(n);
-                try {
-                    size[0] = Qcow2Check.readHeader(f).size;
-                } catch (BlockException e) {
-                    error[0] = e.getMessage();
-                } finally {
-                    f.close();
-                }
-                return 0;
-            });
-            if (error[0] != null) {
-                err.println("vblk: " + filename + ": Could not open backing file: " + error[0]);
-                return -1;
-            }
-            return size[0];
+            return ImgSupport.readWith(ctx, node, f -> Qcow2Check.readHeader(f).size);
         } catch (BlockException e) {
             err.println("vblk: " + filename + ": Could not open backing file: " + e.getMessage());
             return -1;

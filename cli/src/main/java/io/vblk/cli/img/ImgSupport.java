@@ -142,6 +142,34 @@ final class ImgSupport {
                 .put("aio", "threads").put("read-only", writable ? "off" : "on"));
     }
 
+    /** A read of an image through a {@link io.vblk.qcow2.check.CheckFile}. */
+    interface CheckFileRead<T> {
+        T read(io.vblk.qcow2.check.CheckFile f) throws BlockException;
+    }
+
+    /**
+     * Runs {@code body} on {@code ctx} over a CheckFile of {@code n} (closed afterwards) and returns
+     * its result; a BlockException it throws is rethrown on the caller's thread.
+     */
+    static <T> T readWith(AioContext ctx, BlockNode n, CheckFileRead<T> body) throws BlockException {
+        Object[] out = {null};
+        BlockException[] error = {null};
+        ctx.run(() -> {
+            io.vblk.qcow2.check.CheckFile f = io.vblk.qcow2.check.CheckFile.of(n);
+            try {
+                out[0] = body.read(f);
+            } catch (BlockException e) {
+                error[0] = e;
+            } finally {
+                f.close();
+            }
+            return 0;
+        });
+        if (error[0] != null) throw error[0];
+        @SuppressWarnings("unchecked") T t = (T) out[0];
+        return t;
+    }
+
     /** Closes a node on its context, ignoring errors (tool exit path). */
     static void close(AioContext ctx, BlockNode n) {
         if (n != null) ctx.run(n::close);

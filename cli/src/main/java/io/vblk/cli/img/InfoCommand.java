@@ -41,31 +41,18 @@ public final class InfoCommand {
             BlockNode n = node;
             long length = lengthOf(ctx, n);
             Qcow2Header h = null;
-            java.util.List<Map<String, Object>>[] snaps = new java.util.List[] {java.util.List.of()};
-            if (fmt.equals("qcow2")) {
-                Qcow2Header[] hh = {null};
-                String[] error = {null};
-                ctx.run(() -> {
-                    CheckFile f = CheckFile.of(n);
-                    try {
-                        hh[0] = Qcow2Check.readHeader(f);
-                        snaps[0] = readSnapshots(f, hh[0]);
-                    } catch (BlockException e) {
-                        error[0] = e.getMessage();
-                    } finally {
-                        f.close();
-                    }
-                    return 0;
+            java.util.List<Map<String, Object>> snaps = java.util.List.of();
+            if (fmt.equals("qcow2")) {   // a bad header or snapshot table: the catch below prints it
+                HeaderAndSnapshots hs = ImgSupport.readWith(ctx, n, f -> {
+                    Qcow2Header hh = Qcow2Check.readHeader(f);
+                    return new HeaderAndSnapshots(hh, readSnapshots(f, hh));
                 });
-                if (error[0] != null) {
-                    err.println("vblk: Could not open '" + filename + "': " + error[0]);
-                    return 1;
-                }
-                h = hh[0];
+                h = hs.header();
+                snaps = hs.snapshots();
             }
             long actual = ImgSupport.allocatedSize(filename);
             Map<String, Object> info = info(filename, fmt, length, actual, h);
-            if (!snaps[0].isEmpty()) info.put("snapshots", snaps[0]);
+            if (!snaps.isEmpty()) info.put("snapshots", snaps);
             if (json) {
                 out.println(QemuJson.pretty(info));
             } else {
@@ -80,6 +67,8 @@ public final class InfoCommand {
             ctx.close();
         }
     }
+
+    private record HeaderAndSnapshots(Qcow2Header header, java.util.List<Map<String, Object>> snapshots) {}
 
     private static long lengthOf(AioContext ctx, BlockNode n) {
         long[] len = {0};

@@ -37,29 +37,13 @@ public final class MapCommand {
         if (parsed.exitCode() >= 0) {
             return parsed.exitCode();
         }
-        Args a = parsed.args();
         boolean json = parsed.json();
         String filename = parsed.filename();
         String fmt = parsed.format();
         // qemu-img map: the mapping of [start-offset, start-offset + max-length) only
-        long start = 0, maxLength = -1;
-        if (a.get("--start-offset") != null) {
-            start = ImgSupport.parseSize(a.get("--start-offset"));
-            if (start < 0) {
-                err.println("vblk: Invalid start offset specified! You may use k, M, G, T, P or E suffixes for ");
-                err.println("vblk: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
-                return 1;
-            }
-        }
-        if (a.get("--max-length") != null) {
-            maxLength = ImgSupport.parseSize(a.get("--max-length"));
-            if (maxLength < 0) {
-                err.println("vblk: Invalid max length specified! You may use k, M, G, T, P or E suffixes for ");
-                err.println("vblk: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
-                return 1;
-            }
-        }
-        long startOffset = start, maxLen = maxLength;
+        long startOffset = sizeOption(parsed.args(), "--start-offset", 0, "start offset", err);
+        long maxLen = sizeOption(parsed.args(), "--max-length", -1, "max length", err);
+        if (startOffset == BAD_SIZE || maxLen == BAD_SIZE) return 1;
         AioContext ctx = ImgSupport.startContext();
         BlockNode node = null;
         try {
@@ -84,6 +68,19 @@ public final class MapCommand {
             ImgSupport.close(ctx, node);
             ctx.close();
         }
+    }
+
+    private static final long BAD_SIZE = Long.MIN_VALUE;
+
+    /** A size option with qemu-img's suffixes, {@code absent} when not given, BAD_SIZE (message printed) when invalid. */
+    private static long sizeOption(Args a, String opt, long absent, String what, PrintStream err) {
+        String v = a.get(opt);
+        if (v == null) return absent;
+        long n = ImgSupport.parseSize(v);
+        if (n >= 0) return n;
+        err.println("vblk: Invalid " + what + " specified! You may use k, M, G, T, P or E suffixes for ");
+        err.println("vblk: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        return BAD_SIZE;
     }
 
     private static int walk(BlockNode top, boolean raw, String filename, long startOffset, long maxLength, boolean json,
