@@ -34,6 +34,10 @@ public final class Rig implements AutoCloseable {
         drv = new GuestDriver(dev, mem, 0, 16L << 20);
         drv.initialize(wanted, Math.min(cfg.queueSize, 256));
         q = drv.queue(0);
+        // DRIVER_OK kicks each started queue once (requests may already wait in the ring), on the
+        // queue's thread. Let that pass run on the empty ring now, so that it cannot pop half of a
+        // batch a test is still adding and split it over two passes.
+        ctx.runOnThread(() -> { });
     }
 
     public Rig() throws Exception {
