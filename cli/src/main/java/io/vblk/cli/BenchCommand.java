@@ -241,6 +241,8 @@ public final class BenchCommand {
         private long flushes;        // I/O thread
         private final Coroutine[] parked;   // I/O thread: workers waiting for a drained flush
         private int nParked;         // I/O thread
+        private final Slot[] stalled;       // I/O thread: slots waiting for room in the path
+        private int nStalled;        // I/O thread
 
         Runner(Config cfg, BenchPath path) {
             this.cfg = cfg;
@@ -250,6 +252,7 @@ public final class BenchCommand {
             this.randomSlots = cfg.size() == 0 ? 0 : Math.max(0, (imageSize - cfg.offset()) / cfg.size());
             this.done = new CountDownLatch(cfg.depth());
             this.parked = new Coroutine[cfg.depth()];
+            this.stalled = new Slot[cfg.depth()];
         }
 
         /** The next request's offset: sequential with wrap-around as qemu-img bench, or random aligned to the size. */
@@ -285,14 +288,22 @@ public final class BenchCommand {
             long ioCpu0 = contextOf().threadCpuNanos();
             long t0 = System.nanoTime();
             AioContext ctx = contextOf();
-            // one task on the I/O thread starts every worker, each running until its first park,
-            // so all of them are in flight before any is resumed
-            ctx.execute(() -> {
-                for (int i = 0; i < depth; i++) {
-                    IoVector v = vecs[i];
-                    ctx.spawn(() -> worker(v));
-                }
-            });
+            // one task on the I/O thread starts every worker (each coroutine runs until its first
+            // park), so all of them are in flight before any is resumed
+            if (path.canStart() && cfg.flushInterval() == 0) {
+                ctx.execute(() -> {
+                    for (int i = 0; i < depth; i++) {
+                        new Slot(vecs[i]).issue();
+                    }
+                });
+            } else {
+                ctx.execute(() -> {
+                    for (int i = 0; i < depth; i++) {
+                        IoVector v = vecs[i];
+                        ctx.spawn(() -> worker(v));
+                    }
+                });
+            }
             try {
                 done.await();
             } catch (InterruptedException e) {
@@ -354,6 +365,66 @@ public final class BenchCommand {
             } finally {
                 wakeParked();
                 done.countDown();
+            }
+        }
+
+        /**
+         * One in-flight slot of a path that {@link BenchPath#canStart can start} requests without
+         * a coroutine: the same loop as {@link #worker}, driven by the completion. A slot that
+         * finds the path full (EAGAIN) waits in {@code stalled} until a completion frees room.
+         */
+        private final class Slot implements BenchPath.Completion {
+            private final IoVector qiov;
+            private long t0;
+
+            Slot(IoVector qiov) {
+                this.qiov = qiov;
+            }
+
+            void issue() {
+                if (error != 0 || issued >= cfg.count()) {
+                    done.countDown();
+                    return;
+                }
+                long off = nextOffset();
+                t0 = System.nanoTime();
+                int r = path.start(cfg.write(), off, qiov, this);
+                if (r == -Errno.EAGAIN && inFlight > 0) {
+                    rewindOffset(off);
+                    stalled[nStalled++] = this;
+                    return;
+                }
+                issued++;
+                if (r < 0) {
+                    if (error == 0) error = r;
+                    done.countDown();
+                    return;
+                }
+                inFlight++;
+            }
+
+            @Override
+            public void done(int r) {
+                lat.record(System.nanoTime() - t0);
+                inFlight--;
+                if (r < 0) {
+                    if (error == 0) error = r;
+                } else {
+                    completed++;
+                }
+                if (nStalled > 0) {
+                    Slot s = stalled[--nStalled];
+                    stalled[nStalled] = null;
+                    s.issue();
+                }
+                issue();
+            }
+        }
+
+        /** Gives back an offset a stalled slot took, so that the sequence stays as qemu-img bench's. */
+        private void rewindOffset(long off) {
+            if (!cfg.random()) {
+                nextOffset = off;
             }
         }
 

@@ -22,6 +22,29 @@ public interface BenchPath extends AutoCloseable {
     /** One read or write of {@code qiov.size()} bytes at {@code offset}; 0 or a negative errno. */
     int request(boolean write, long offset, IoVector qiov);
 
+    /** The completion of a request started by {@link #start}: 0 or a negative errno. I/O thread. */
+    interface Completion {
+        void done(int ret);
+    }
+
+    /**
+     * Starts a read or write without a waiting coroutine, on the I/O thread outside any coroutine:
+     * returns 0 when started ({@code done} then runs later on the I/O thread, never from inside
+     * this call) or a negative errno when it failed at once (and {@code done} never runs). Only
+     * for paths whose {@link #canStart} is true; the runner uses {@link #request} otherwise.
+     * {@code --path virtio} has it: its guest driver adds a chain and returns, and the used-ring
+     * interrupt reports the completion, as a guest's interrupt handler does; a guest's vCPU never
+     * waits in the device's thread, so neither does the bench's guest. Must not allocate.
+     */
+    default int start(boolean write, long offset, IoVector qiov, Completion done) {
+        throw new UnsupportedOperationException("start");
+    }
+
+    /** True if {@link #start} is implemented. */
+    default boolean canStart() {
+        return false;
+    }
+
     /** A flush (for {@code --flush-interval}); 0 or a negative errno. */
     int flush();
 

@@ -23,9 +23,12 @@ import static io.vblk.virtio.VirtioSpec.*;
  * device -> block layer, on the bench's I/O thread. Guest memory maps guest-physical addresses
  * one to one onto host addresses: the rings live in one region and the request buffers, which
  * the bench takes from {@link #requestBuffers}, in another, so no byte is copied (a buffer outside
- * guest RAM fails with EFAULT). A request coroutine builds its chain, kicks
- * (suppressed while the device is already processing, EVENT_IDX), and parks; the queue's interrupt
- * reaps the used ring and wakes the waiters. Nothing is allocated per request.
+ * guest RAM fails with EFAULT). The runner uses {@link #start}: the guest side adds a chain and
+ * kicks (suppressed while the device is already processing, EVENT_IDX) and returns, and the
+ * queue's interrupt reaps the used ring and calls each request's completion, which starts the
+ * next one, as a guest's interrupt handler and fio's completion loop do. Flushes
+ * ({@code --flush-interval}) go through {@link #request}: a coroutine that parks until the
+ * interrupt wakes it. Nothing is allocated per request.
  */
 public final class VirtioBenchPath implements BenchPath {
     private static final int QUEUE_SIZE = 1024;
@@ -41,6 +44,7 @@ public final class VirtioBenchPath implements BenchPath {
     private final AioStats stats;
     // context thread only
     private final Coroutine[] waiter = new Coroutine[QUEUE_SIZE];
+    private final Completion[] callback = new Completion[QUEUE_SIZE];
     private final int[] status = new int[QUEUE_SIZE];
     private final long[] segGpa = new long[GuestQueue.MAX_SEGMENTS];
     private final int[] segLen = new int[GuestQueue.MAX_SEGMENTS];
@@ -105,6 +109,34 @@ public final class VirtioBenchPath implements BenchPath {
 
     @Override
     public int request(boolean write, long offset, IoVector qiov) {
+        int n = segments(offset, qiov);
+        if (n < 0) return n;
+        return submitAndWait(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, offset >> VIRTIO_BLK_SECTOR_BITS, n);
+    }
+
+    @Override
+    public boolean canStart() {
+        return true;
+    }
+
+    /**
+     * Adds the chain and kicks; the interrupt calls {@code done}. Fails with EAGAIN when the ring
+     * has no free descriptors (the runner keeps no more requests in flight than the ring holds).
+     */
+    @Override
+    public int start(boolean write, long offset, IoVector qiov, Completion done) {
+        int n = segments(offset, qiov);
+        if (n < 0) return n;
+        int head = q.submit(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, offset >> VIRTIO_BLK_SECTOR_BITS,
+                segGpa, segLen, n, Layout.DIRECT);
+        if (head < 0) return -Errno.EAGAIN;
+        callback[head] = done;
+        q.kick();
+        return 0;
+    }
+
+    /** Checks the range and fills segGpa/segLen from {@code qiov}; the segment count or a negative errno. */
+    private int segments(long offset, IoVector qiov) {
         int c = BackendRange.check(length, offset, qiov.size());
         if (c < 0) return c;
         int n = qiov.count();
@@ -114,7 +146,15 @@ public final class VirtioBenchPath implements BenchPath {
             segGpa[i] = qiov.address(i);
             segLen[i] = (int) qiov.length(i);
         }
-        return submitAndWait(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, offset >> VIRTIO_BLK_SECTOR_BITS, n);
+        return n;
+    }
+
+    private static int toErrno(int status) {
+        return switch (status) {
+            case VIRTIO_BLK_S_OK -> 0;
+            case VIRTIO_BLK_S_UNSUPP -> -Errno.ENOTSUP;
+            default -> -Errno.EIO;
+        };
     }
 
     @Override
@@ -132,18 +172,21 @@ public final class VirtioBenchPath implements BenchPath {
         status[head] = -1;
         q.kick();
         while (status[head] < 0) Coroutine.park();
-        return switch (status[head]) {
-            case VIRTIO_BLK_S_OK -> 0;
-            case VIRTIO_BLK_S_UNSUPP -> -Errno.ENOTSUP;
-            default -> -Errno.EIO;
-        };
+        return toErrno(status[head]);
     }
 
-    /** The queue's used-buffer interrupt, on the I/O thread: reap and wake. */
+    /** The queue's used-buffer interrupt, on the I/O thread: reap, then wake or call back. */
     private void onInterrupt() {
         while (q.pollUsed()) {
             int head = q.lastHead();
-            if (head < 0 || head >= QUEUE_SIZE || waiter[head] == null) continue;
+            if (head < 0 || head >= QUEUE_SIZE) continue;
+            Completion cb = callback[head];
+            if (cb != null) {
+                callback[head] = null;
+                cb.done(toErrno(q.status(head))); // may start the next request: its descriptors are free
+                continue;
+            }
+            if (waiter[head] == null) continue;
             status[head] = q.status(head);
             Coroutine co = waiter[head];
             waiter[head] = null;
