@@ -13,6 +13,10 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VBLK = os.path.join(ROOT, "vblk")
+# vblk against vblk (block vs aio, virtio vs block): both sides first run untimed requests so that
+# the JIT has compiled each path before the clock starts; against fio and qemu-img bench, which
+# need no warm-up, vblk runs cold.
+WARMUP = "--warmup=100000"
 
 
 def run(cmd, **kw):
@@ -120,7 +124,7 @@ def case_block(a, d):
     for rw in ("randread", "randwrite"):
         fil, raw, aio = [], [], []
         for i in range(a.rounds):
-            base = ["-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", n] + \
+            base = ["-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", n, WARMUP] + \
                    (["-w"] if "write" in rw else [])
             runs = [(fil, ["-f", "file", "--path", "block"]), (raw, ["-f", "raw", "--path", "block"]),
                     (aio, ["-f", "raw", "--path", "aio"])]
@@ -129,8 +133,8 @@ def case_block(a, d):
         rows.append((f"{rw} QD32, block over file (-f file)", med(fil, "iops"), med(aio, "iops"), "IOPS", ratios(fil, aio)))
         rows.append((f"{rw} QD32, block over raw over file (-f raw)", med(raw, "iops"), med(aio, "iops"), "IOPS", ratios(raw, aio)))
     table("Block layer over file (O_DIRECT) vs the AIO engine alone", [
-        f"vblk bench -f file|raw -t none -i native --random -d 32 -s 4k -c {n} [-w] --path block FILE",
-        f"vblk bench -f raw -t none -i native --random -d 32 -s 4k -c {n} [-w] --path aio FILE   (reference)"], rows)
+        f"vblk bench -f file|raw -t none -i native --random -d 32 -s 4k -c {n} {WARMUP} [-w] --path block FILE",
+        f"vblk bench -f raw -t none -i native --random -d 32 -s 4k -c {n} {WARMUP} [-w] --path aio FILE   (reference)"], rows)
 
 
 def case_null(a, d):
@@ -156,7 +160,7 @@ def case_virtio(a, d):
     for rw in ("randread", "randwrite"):
         vio, blk = [], []
         for i in range(a.rounds):
-            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "600000"] + \
+            base = ["-f", "raw", "-t", "none", "-i", "native", "--random", "-d", "32", "-s", "4k", "-c", "600000", WARMUP] + \
                    (["-w"] if "write" in rw else [])
             runs = [(vio, "virtio"), (blk, "block")]
             for lst, p in (runs if i % 2 == 0 else runs[::-1]):
@@ -166,7 +170,7 @@ def case_virtio(a, d):
     for w in (False, True):
         vio, blk = [], []
         for _ in range(a.rounds):
-            base = ["-f", "null", "-d", "32", "-s", "4k", "-c", "2000000"] + (["-w"] if w else [])
+            base = ["-f", "null", "-d", "32", "-s", "4k", "-c", "2000000", WARMUP] + (["-w"] if w else [])
             vio.append(vblk_bench(base + ["--path", "virtio", "1G"]))
             blk.append(vblk_bench(base + ["--path", "block", "1G"]))
         rows.append(("null 4k " + ("write" if w else "read") + " QD32", med(vio, "iops"), med(blk, "iops"), "IOPS", ratios(vio, blk)))
@@ -174,7 +178,7 @@ def case_virtio(a, d):
             v["per_core"] = v["ops"] / v["io_thread_cpu_s"] if v.get("io_thread_cpu_s", 0) > 0 else 0
         per_core.append(("null 4k " + ("write" if w else "read"), med(vio, "per_core"), med(vio, "io_thread_cpu_s") / med(vio, "seconds")))
     table("virtio path vs block path", [
-        "vblk bench ... --path virtio|block (raw: -f raw -t none -i native --random -d 32 -s 4k -c 600000; null: -f null -d 32 -s 4k 1G)"], rows)
+        f"vblk bench ... {WARMUP} --path virtio|block (raw: -f raw -t none -i native --random -d 32 -s 4k -c 600000; null: -f null -d 32 -s 4k -c 2000000 1G)"], rows)
     print("\nvirtio over null, requests per second of the I/O thread's own CPU (guest driver, device and block layer "
           "all run on that one thread):\n")
     print("| case | IOPS per core (ops / io_thread_cpu_s) | I/O thread busy |")

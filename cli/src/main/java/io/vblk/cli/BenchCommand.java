@@ -48,6 +48,8 @@ public final class BenchCommand {
                                   (writes only; --no-drain: without waiting)
               --poll-max-ns=NS    longest busy-poll of the I/O thread before it sleeps (QEMU's
                                   iothread poll-max-ns; default 32768, 0 = never poll)
+              --warmup=N          first run N untimed requests of the same kind, then wait for
+                                  them (fio's ramp_time; lets the JIT compile the path)
               --output=json       print seconds, ops, iops, mib_per_s, lat_us {p50,p99,p999}, cpu_s,
                                   io_thread_cpu_s, io_submit_calls, iocbs, iocbs_per_submit,
                                   completions_per_reap
@@ -65,14 +67,14 @@ public final class BenchCommand {
 
     public static int run(String[] args, PrintStream out, PrintStream err) throws CliException {
         ImageSpec spec = new ImageSpec();
-        long count = 75000, offset = 0, step = -1, flushInterval = 0, pollMaxNs = AioContext.IOTHREAD_POLL_MAX_NS;
+        long count = 75000, offset = 0, step = -1, flushInterval = 0, pollMaxNs = AioContext.IOTHREAD_POLL_MAX_NS, warmup = 0;
         int depth = 64, size = 4096, pattern = 0;
         boolean write = false, random = false, json = false, noDrain = false;
         String path = "block";
         GetOpt g = new GetOpt("", args, 0, "hc:d:f:i:no:qs:S:t:wU",
                 Map.ofEntries(Map.entry("help", false), Map.entry("random", false), Map.entry("path", true),
                         Map.entry("output", true), Map.entry("pattern", true), Map.entry("flush-interval", true),
-                        Map.entry("no-drain", false), Map.entry("poll-max-ns", true), Map.entry("image-opts", false), Map.entry("force-share", false),
+                        Map.entry("no-drain", false), Map.entry("poll-max-ns", true), Map.entry("warmup", true), Map.entry("image-opts", false), Map.entry("force-share", false),
                         Map.entry("format", true), Map.entry("cache", true), Map.entry("aio", true)));
         for (String o; (o = g.next()) != null; ) {
             String a = g.optarg();
@@ -100,6 +102,7 @@ public final class BenchCommand {
                 case "flush-interval" -> flushInterval = parse(a, Long.MAX_VALUE, "Invalid flush interval specified", 0);
                 case "no-drain" -> noDrain = true;
                 case "poll-max-ns" -> pollMaxNs = parse(a, Long.MAX_VALUE / 4, "Invalid --poll-max-ns specified", 0);
+                case "warmup" -> warmup = parse(a, Integer.MAX_VALUE, "Invalid --warmup specified", 0);
                 default -> {
                     if (!spec.accept(o, a, false)) throw CliException.usage("vblk bench: unhandled option " + o);
                 }
@@ -137,7 +140,7 @@ public final class BenchCommand {
             if (random && p.length() < size + offset) {
                 throw new CliException("Image too small for --random: " + p.length() + " bytes, requests of " + size + " from offset " + offset);
             }
-            r = runBench(cfg, p);
+            r = runBench(cfg, p, warmup);
         } finally {
             p.close();
         }
@@ -215,7 +218,12 @@ public final class BenchCommand {
 
     /** The run itself, on the path's I/O thread; see {@link Runner}. */
     static Result runBench(Config cfg, BenchPath p) {
-        return new Runner(cfg, p).run();
+        return runBench(cfg, p, 0);
+    }
+
+    /** The same after {@code warmup} untimed requests (completed before the timed ones start). */
+    static Result runBench(Config cfg, BenchPath p, long warmup) {
+        return new Runner(cfg, p).run(warmup);
     }
 
     /**
@@ -228,8 +236,9 @@ public final class BenchCommand {
         private final BenchPath path;
         private final long imageSize;
         private final SplittableRandom rng = new SplittableRandom(0x5eed);
-        private final LatencyHistogram lat = new LatencyHistogram();
-        private final CountDownLatch done;
+        private LatencyHistogram lat = new LatencyHistogram();
+        private CountDownLatch done;
+        private long limit;          // requests to issue in the current phase (warm-up or timed)
         private long nextOffset;     // I/O thread
         private long issued;         // I/O thread
         private long completed;      // I/O thread
@@ -250,7 +259,6 @@ public final class BenchCommand {
             this.imageSize = path.length();
             this.nextOffset = cfg.offset();
             this.randomSlots = cfg.size() == 0 ? 0 : Math.max(0, (imageSize - cfg.offset()) / cfg.size());
-            this.done = new CountDownLatch(cfg.depth());
             this.parked = new Coroutine[cfg.depth()];
             this.stalled = new Slot[cfg.depth()];
         }
@@ -267,6 +275,14 @@ public final class BenchCommand {
         }
 
         Result run() {
+            return run(0);
+        }
+
+        /**
+         * Runs {@code warmup} requests (if any) and waits for them, then the timed {@code count}:
+         * the same slots and buffers, fresh counters, latencies and clock.
+         */
+        Result run(long warmup) {
             int depth = (int) Math.min(cfg.depth(), Math.max(1, cfg.count()));
             NativeBuffer[] bufs = new NativeBuffer[depth];
             IoVector[] vecs = new IoVector[depth];
@@ -281,8 +297,25 @@ public final class BenchCommand {
                 bufs[i].fill(0, bufs[i].size(), (byte) cfg.pattern());
                 vecs[i] = bufs[i].asIoVector(0, cfg.size());
             }
-            // workers beyond the used depth count down at once
-            for (int i = depth; i < cfg.depth(); i++) done.countDown();
+            try {
+                if (warmup > 0) {
+                    phase(vecs, (int) Math.min(depth, warmup), warmup);
+                    if (error != 0) {
+                        return new Result(0, 0, 0, lat, 0, 0, null, error);
+                    }
+                    issued = completed = sinceFlush = flushes = 0;
+                    lat = new LatencyHistogram();
+                }
+                return phase(vecs, depth, cfg.count());
+            } finally {
+                for (NativeBuffer b : bufs) if (b != null) b.close();
+            }
+        }
+
+        /** One phase: {@code depth} slots issue {@code n} requests in all; returns what it measured. */
+        private Result phase(IoVector[] vecs, int depth, long n) {
+            limit = n;
+            done = new CountDownLatch(depth);
             AioStats before = snapshot();
             long cpu0 = CpuTime.processNanos();
             long ioCpu0 = contextOf().threadCpuNanos();
@@ -314,7 +347,6 @@ public final class BenchCommand {
             long ioCpu1 = contextOf().threadCpuNanos();
             long ioCpu = ioCpu0 < 0 || ioCpu1 < 0 ? -1 : ioCpu1 - ioCpu0;
             AioStats after = snapshot();
-            for (NativeBuffer b : bufs) if (b != null) b.close();
             return new Result(nanos, completed, completed * cfg.size(), lat, cpu, ioCpu, diff(before, after), error);
         }
 
@@ -332,7 +364,7 @@ public final class BenchCommand {
             try {
                 boolean write = cfg.write();
                 long interval = cfg.flushInterval();
-                while (error == 0 && issued < cfg.count()) {
+                while (error == 0 && issued < limit) {
                     if (interval > 0 && sinceFlush >= interval) {
                         if (cfg.drain() && (inFlight > 0 || flushing)) {
                             parked[nParked++] = Coroutine.current();
@@ -382,7 +414,7 @@ public final class BenchCommand {
             }
 
             void issue() {
-                if (error != 0 || issued >= cfg.count()) {
+                if (error != 0 || issued >= limit) {
                     done.countDown();
                     return;
                 }

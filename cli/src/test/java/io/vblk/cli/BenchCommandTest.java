@@ -67,6 +67,28 @@ class BenchCommandTest {
     }
 
     @Test
+    void warmupRequestsRunFirstAndAreNotCounted() {
+        try (FakePath p = new FakePath(1 << 20, -1)) {
+            BenchCommand.Result r = BenchCommand.runBench(cfg(100, 4, 512, 512, 0, false), p, 40);
+            assertEquals(0, r.error());
+            assertEquals(100, r.ops(), "the timed phase counts its own requests only");
+            assertEquals(100, r.lat().count());
+            assertEquals(140, p.offsets.size(), "40 warm-up requests went to the path before the timed 100");
+            assertEquals(0L, p.offsets.get(0));
+            assertEquals(40L * 512, p.offsets.get(40), "the timed phase continues the sequence");
+        }
+    }
+
+    @Test
+    void aFailingWarmupIsReported() {
+        try (FakePath p = new FakePath(1 << 20, 3 * 512)) {
+            BenchCommand.Result r = BenchCommand.runBench(cfg(100, 2, 512, 512, 0, false), p, 10);
+            assertEquals(-Errno.EIO, r.error());
+            assertEquals(0, r.ops());
+        }
+    }
+
+    @Test
     void keepsDepthRequestsInFlight() {
         try (FakePath p = new FakePath(1 << 20, -1)) {
             BenchCommand.Result r = BenchCommand.runBench(cfg(1000, 8, 512, 512, 0, false), p);

@@ -17,7 +17,7 @@ import java.util.concurrent.TimeUnit;
  * runner, not a test (nothing asserts a time). Boots the harness guest of {@link QemuGuest} (Debian
  * cloud kernel, busybox, QEMU TCG, 512 MiB, -smp 1, vhost-user-blk-pci with 1 queue) with the host's
  * fio and its libraries in the initramfs. In each boot the guest runs an unmeasured randwrite
- * warm-up, then (I/O scheduler none) 4k randwrite and randread at QD32 (libaio, direct=1) on /dev/vda and prints fio's
+ * and randread warm-up, then (I/O scheduler none) 4k randwrite and randread at QD32 (libaio, direct=1) on /dev/vda and prints fio's
  * terse line after a marker. Both backends serve the same image file, alternating, several rounds;
  * vblk with {@code -t none} (O_DIRECT, Linux AIO), qsd with {@code aio=native,cache.direct=on}.
  * While each fio job runs the host samples the CPU time (utime+stime of all threads, from
@@ -50,7 +50,7 @@ public final class GuestFioBench {
 
     /** One fio job of one boot. */
     record Sample(String format, int round, String backend, String workload, double iops, long ios, double backendCpuSec,
-                  double qemuCpuSec, double wallSec) {
+                  double qemuCpuSec, double wallSec, double jitCpuSec) {
         double backendUsPerIo() { return backendCpuSec * 1e6 / ios; }
     }
 
@@ -84,7 +84,9 @@ public final class GuestFioBench {
                 WU=$(sed -n 's/.*gfio_warmup=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
                 echo "GFIO-INFO cache_type=$(cat /sys/block/vda/cache_type) scheduler=$(cat /sys/block/vda/queue/scheduler) size=$(cat /sys/block/vda/size)"
                 F="--filename=/dev/vda --ioengine=libaio --direct=1 --bs=4k --iodepth=32 --numjobs=1 --time_based --group_reporting --output-format=terse --terse-version=3"
-                out=$(fio --name=warmup $F --rw=randwrite --runtime=$WU 2>&1) || echo "GFIO-ERROR warmup: $out"
+                for w in randwrite randread; do
+                  out=$(fio --name=warmup-$w $F --rw=$w --runtime=$WU 2>&1) || echo "GFIO-ERROR warmup: $out"
+                done
                 for w in randwrite randread; do
                   echo "GFIO-BEGIN $w"
                   out=$(fio --name=$w $F --rw=$w --runtime=$RT 2>&1)
@@ -120,8 +122,8 @@ public final class GuestFioBench {
                     try {
                         List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
                         for (Sample s : got) {
-                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO  qemu %.1f s CPU over %.1f s%n",
-                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.qemuCpuSec, s.wallSec);
+                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s%n",
+                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec);
                         }
                         samples.addAll(got);
                     } catch (IOException e) {
@@ -158,15 +160,15 @@ public final class GuestFioBench {
             QemuGuest.waitForSocket(socket, b, 60);
             q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false);
             Map<String, long[]> begin = new LinkedHashMap<>(), end = new LinkedHashMap<>();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + warmup + 2L * runtime);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + 2L * warmup + 2L * runtime);
             int seen = 0;
             while (q.isAlive() && System.nanoTime() < deadline) {
                 String now = Files.readString(console, java.nio.charset.StandardCharsets.ISO_8859_1);
                 List<String> lines = now.substring(0, now.lastIndexOf('\n') + 1).lines().toList();   // complete lines only
                 for (; seen < lines.size(); seen++) {
                     String l = lines.get(seen).trim();
-                    if (l.startsWith("GFIO-BEGIN ")) begin.put(l.substring(11), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime()});
-                    if (l.startsWith("GFIO-END ")) end.put(l.substring(9), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime()});
+                    if (l.startsWith("GFIO-BEGIN ")) begin.put(l.substring(11), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime(), jitTicks(b.pid())});
+                    if (l.startsWith("GFIO-END ")) end.put(l.substring(9), new long[] {cpuTicks(b.pid()), cpuTicks(q.pid()), System.nanoTime(), jitTicks(b.pid())});
                 }
                 Thread.sleep(20);
             }
@@ -184,11 +186,11 @@ public final class GuestFioBench {
                 long[] s = begin.get(w), e = end.get(w);
                 if (s == null || e == null) throw new IOException("no CPU samples around " + w);
                 out.add(new Sample(fmt, round, backend, w, iops, kb / 4, (e[0] - s[0]) / (double) clkTck, (e[1] - s[1]) / (double) clkTck,
-                        (e[2] - s[2]) / 1e9));
+                        (e[2] - s[2]) / 1e9, (e[3] - s[3]) / (double) clkTck));
             }
             if (!text.contains("GFIO-DONE") || out.size() != WORKLOADS.length) {
                 List<String> lines = text.lines().filter(l -> l.startsWith("GFIO")).toList();
-                throw new IOException("guest stalled: no GFIO-DONE within " + (75 + warmup + 2 * runtime) + " s, last marker '"
+                throw new IOException("guest stalled: no GFIO-DONE within " + (75 + 2 * warmup + 2 * runtime) + " s, last marker '"
                         + (lines.isEmpty() ? "" : lines.getLast()) + "', backend " + (b.isAlive() ? "alive, " + cpuTicks(b.pid()) / clkTck
                         + " s CPU" : "exited " + b.exitValue()) + "; console " + console + ", backend log " + blog);
             }
@@ -212,6 +214,30 @@ public final class GuestFioBench {
         cmd.addAll(List.of("--export", "type=vhost-user-blk,id=exp,node-name=" + node + ",addr.type=unix,addr.path=" + socket
                 + ",writable=on,num-queues=1" + (iothread ? ",iothread=iot0" : "")));
         return cmd;
+    }
+
+    /**
+     * utime + stime of the process's JIT compiler threads ("C1 CompilerThre", "C2 CompilerThre"), in
+     * clock ticks: how much of a JVM backend's CPU during a job went to compiling rather than I/O.
+     */
+    static long jitTicks(long pid) {
+        long sum = 0;
+        try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    String s = Files.readString(t.resolve("stat"));
+                    String comm = s.substring(s.indexOf('(') + 1, s.lastIndexOf(')'));
+                    if (!comm.contains("CompilerThre")) continue;
+                    String[] f = s.substring(s.lastIndexOf(')') + 2).split(" ");
+                    sum += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                } catch (IOException | RuntimeException gone) {
+                    // the thread ended between the listing and the read
+                }
+            }
+        } catch (IOException e) {
+            return 0;
+        }
+        return sum;
     }
 
     /** utime + stime of the whole process (all threads), in clock ticks. */
