@@ -50,7 +50,7 @@ public final class GuestFioBench {
 
     /** One fio job of one boot. */
     record Sample(String format, int round, String backend, String workload, double iops, long ios, double backendCpuSec,
-                  double qemuCpuSec, double wallSec, double jitCpuSec) {
+                  double qemuCpuSec, double wallSec, double jitCpuSec, long guestIrqs) {
         double backendUsPerIo() { return backendCpuSec * 1e6 / ios; }
     }
 
@@ -88,9 +88,11 @@ public final class GuestFioBench {
                   out=$(fio --name=warmup-$w $F --rw=$w --runtime=$WU 2>&1) || echo "GFIO-ERROR warmup: $out"
                 done
                 for w in randwrite randread; do
+                  echo "GFIO-IRQ0 $w $(grep virtio /proc/interrupts | tr -s ' ' | tr '\n' ';')"
                   echo "GFIO-BEGIN $w"
                   out=$(fio --name=$w $F --rw=$w --runtime=$RT 2>&1)
                   echo "GFIO-END $w"
+                  echo "GFIO-IRQ1 $w $(grep virtio /proc/interrupts | tr -s ' ' | tr '\n' ';')"
                   t=$(echo "$out" | grep '^3;')
                   if [ -n "$t" ]; then echo "GFIO-TERSE $w $t"; else echo "GFIO-ERROR $w: $out"; fi
                 done
@@ -122,8 +124,9 @@ public final class GuestFioBench {
                     try {
                         List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
                         for (Sample s : got) {
-                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s%n",
-                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec);
+                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s  guest irqs/IO %.3f%n",
+                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec,
+                                    s.guestIrqs < 0 ? Double.NaN : s.guestIrqs / (double) s.ios);
                         }
                         samples.addAll(got);
                     } catch (IOException e) {
@@ -173,9 +176,15 @@ public final class GuestFioBench {
                 Thread.sleep(20);
             }
             String text = QemuGuest.finish(q, 5, console);
+            Map<String, Long> irqs = new LinkedHashMap<>();   // "0 randread" / "1 randread" -> the guest's virtio request interrupts
             for (String l : text.lines().toList()) {
                 if (l.startsWith("GFIO-INFO")) System.out.println(fmt + " round " + round + " " + backend + ": " + l);
                 if (l.startsWith("GFIO-ERROR")) throw new IOException(l);
+                if (l.startsWith("GFIO-IRQ")) {
+                    String[] p = l.split(" ", 3);
+                    irqs.put(p[0].substring(8) + " " + p[1], requestIrqs(p.length > 2 ? p[2] : ""));
+                    continue;
+                }
                 if (!l.startsWith("GFIO-TERSE ")) continue;
                 String[] p = l.split(" ", 3);
                 String w = p[1];
@@ -186,7 +195,7 @@ public final class GuestFioBench {
                 long[] s = begin.get(w), e = end.get(w);
                 if (s == null || e == null) throw new IOException("no CPU samples around " + w);
                 out.add(new Sample(fmt, round, backend, w, iops, kb / 4, (e[0] - s[0]) / (double) clkTck, (e[1] - s[1]) / (double) clkTck,
-                        (e[2] - s[2]) / 1e9, (e[3] - s[3]) / (double) clkTck));
+                        (e[2] - s[2]) / 1e9, (e[3] - s[3]) / (double) clkTck, irqs.getOrDefault("1 " + w, -1L) - irqs.getOrDefault("0 " + w, 0L)));
             }
             if (!text.contains("GFIO-DONE") || out.size() != WORKLOADS.length) {
                 List<String> lines = text.lines().filter(l -> l.startsWith("GFIO")).toList();
@@ -238,6 +247,27 @@ public final class GuestFioBench {
             return 0;
         }
         return sum;
+    }
+
+    /**
+     * The guest's virtio request-queue interrupt count from its {@code /proc/interrupts} lines
+     * ("N: COUNT PCI-MSI ... virtio0-req.0", joined by ';'): the sum over the lines naming a
+     * request queue, or over all virtio lines when none does.
+     */
+    static long requestIrqs(String lines) {
+        long req = 0, all = 0;
+        boolean any = false;
+        for (String l : lines.split(";")) {
+            String[] f = l.trim().split(" ");
+            if (f.length < 3 || !f[1].matches("[0-9]+")) continue;
+            long n = Long.parseLong(f[1]);
+            all += n;
+            if (l.contains("req")) {
+                req += n;
+                any = true;
+            }
+        }
+        return any ? req : all;
     }
 
     /** utime + stime of the whole process (all threads), in clock ticks. */
