@@ -25,6 +25,9 @@ public final class EpollPoller implements Poller {
     private final EventFd wake;
     private final NativeBuffer events = NativeBuffer.allocate((long) MAX_READY * LinuxConstants.EPOLL_EVENT_SIZE, 16); // context thread
     private final NativeBuffer ctlEvent = NativeBuffer.allocate(16, 16);                                          // context thread
+    private final NativeBuffer timespec = NativeBuffer.allocate(16, 8);                                           // context thread
+    private static volatile boolean pwait2 = true;  // cleared when the kernel answers ENOSYS (before 5.11)
+    private long preciseWaits;                      // context thread: waits with a sub-millisecond timeout
     private Runnable[] handlers = new Runnable[64];                                                                // context thread
     private boolean closed;
 
@@ -90,18 +93,24 @@ public final class EpollPoller implements Poller {
         return true;
     }
 
+    /**
+     * Waits for events up to {@code timeoutNanos} (-1: forever, 0: not at all). A timeout that is
+     * not a whole number of milliseconds is waited for with {@code epoll_pwait2}, which takes a
+     * timespec, as QEMU's ppoll-based loop does; {@code epoll_wait} would round it up to the next
+     * millisecond, so a 100 µs timer (null's {@code latency-ns}) would fire after 1 ms. Kernels
+     * before 5.11 fall back to that rounding.
+     */
     @Override
     public void poll(long timeoutNanos) {
-        int ms;
-        if (timeoutNanos < 0) {
-            ms = -1;
-        } else if (timeoutNanos == 0) {
-            ms = 0;
-        } else {
-            ms = (int) Math.min(Integer.MAX_VALUE, (timeoutNanos + 999_999) / 1_000_000);
-        }
         long base = events.address();
-        int n = Native.LIBC.epoll_wait(epfd, base, MAX_READY, ms);
+        int n = Integer.MIN_VALUE;
+        if (timeoutNanos > 0 && timeoutNanos % 1_000_000 != 0 && pwait2) {
+            n = waitPrecise(base, timeoutNanos);
+        }
+        if (n == Integer.MIN_VALUE) {
+            int ms = timeoutNanos < 0 ? -1 : (int) Math.min(Integer.MAX_VALUE, (timeoutNanos + 999_999) / 1_000_000);
+            n = Native.LIBC.epoll_wait(epfd, base, MAX_READY, ms);
+        }
         for (int i = 0; i < n; i++) {
             long ev = base + (long) i * LinuxConstants.EPOLL_EVENT_SIZE;
             int fd = (int) NativeMemory.getLongLE(ev + LinuxConstants.EPOLL_EVENT_DATA_OFFSET);
@@ -121,6 +130,26 @@ public final class EpollPoller implements Poller {
         }
     }
 
+    /** epoll_pwait2 with a nanosecond timeout; Integer.MIN_VALUE if the kernel lacks it. */
+    private int waitPrecise(long base, long timeoutNanos) {
+        long ts = timespec.address();
+        NativeMemory.putLongLE(ts, timeoutNanos / 1_000_000_000L);
+        NativeMemory.putLongLE(ts + 8, timeoutNanos % 1_000_000_000L);
+        // all six arguments (sigmask NULL, sigsetsize 8) through a fixed-signature stub (no boxing)
+        long r = HotSyscalls.INSTANCE.syscall(Syscalls.EPOLL_PWAIT2, epfd, base, MAX_READY, ts, 0, 8);
+        if (r == -1 && Native.errno() == Errno.ENOSYS) {
+            pwait2 = false;
+            return Integer.MIN_VALUE;
+        }
+        preciseWaits++;
+        return (int) r;
+    }
+
+    /** Waits that used a sub-millisecond timeout (epoll_pwait2). Context thread (or racy read). */
+    public long preciseWaits() {
+        return preciseWaits;
+    }
+
     @Override
     public void wakeup() {
         wake.signal();
@@ -136,5 +165,6 @@ public final class EpollPoller implements Poller {
         Native.LIBC.close(epfd);
         events.close();
         ctlEvent.close();
+        timespec.close();
     }
 }

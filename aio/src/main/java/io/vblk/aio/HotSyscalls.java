@@ -15,7 +15,13 @@ import jnr.ffi.annotations.SaveError;
 public interface HotSyscalls {
     @SaveError long syscall(long nr, long a0, long a1, long a2);
 
-    @SaveError long syscall(long nr, long a0, long a1, long a2, long a3, long a4);
+    /**
+     * Six syscall arguments; pass 0 for those a call does not use. (There is deliberately no
+     * five-argument form: with jnr-ffi 2.3.7 on x86_64 a fixed {@code syscall(nr, a0..a4)} did not
+     * deliver {@code a4} to the kernel; an io_getevents with min_nr=1 and a 300 ms timeout waited
+     * forever, and epoll_pwait2 answered EINVAL. This form delivers all six: {@code HotSyscallsTest}.)
+     */
+    @SaveError long syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 
     HotSyscalls INSTANCE = LibraryLoader.create(HotSyscalls.class)
             .load(Platform.getNativePlatform().getStandardCLibraryName());

@@ -404,7 +404,7 @@ public final class LinuxAio {
     private void reapBySyscall() {
         long ev = events.address();
         for (;;) {
-            long n = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address()));
+            long n = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_GETEVENTS, ctxId, 0, maxEvents, ev, zeroTimeout.address(), 0));
             if (n == -Errno.EINTR) {
                 continue;
             }

@@ -31,6 +31,7 @@ public final class Syscalls {
     public static final long PREADV2 = X86_64 ? 327 : 286;
     public static final long PWRITEV2 = X86_64 ? 328 : 287;
     public static final long MEMFD_CREATE = X86_64 ? 319 : 279;
+    public static final long EPOLL_PWAIT2 = 441; // the same on both (Linux 5.11)
 
     // ---- open(2) flags
     public static final int O_RDONLY = 0;

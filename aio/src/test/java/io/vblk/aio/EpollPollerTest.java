@@ -39,6 +39,52 @@ class EpollPollerTest {
         }
     }
 
+    /** Linux 5.11 or later (epoll_pwait2). */
+    private static boolean hasEpollPwait2() {
+        String[] v = System.getProperty("os.version").split("[.-]");
+        int major = Integer.parseInt(v[0]), minor = Integer.parseInt(v[1]);
+        return major > 5 || (major == 5 && minor >= 11);
+    }
+
+    @Test
+    void subMillisecondTimeoutsAreWaitedForWithNanosecondResolution() throws Exception {
+        EpollPoller p = new EpollPoller();
+        try {
+            long t0 = System.nanoTime();
+            p.poll(300_000);                    // nothing is registered: the full timeout passes
+            long waited = System.nanoTime() - t0;
+            assertTrue(waited >= 300_000, "waited at least the timeout: " + waited + " ns");
+            p.poll(2_000_000);                  // whole milliseconds: plain epoll_wait
+            p.poll(0);
+            assertEquals(hasEpollPwait2() ? 1 : 0, p.preciseWaits(), "only the 300 us wait used epoll_pwait2");
+        } finally {
+            p.close();
+        }
+    }
+
+    /** A 200 us timer on an idle I/O thread is waited for with epoll_pwait2, not rounded up to 1 ms. */
+    @Test
+    void aShortTimerUsesAPreciseWait() throws Exception {
+        AioContext ctx = IoThreads.start("epoll-precise");
+        try {
+            Thread.sleep(20); // let the loop block in epoll_wait(-1)
+            CountDownLatch fired = new CountDownLatch(1);
+            long[] at = new long[1];
+            long s = System.nanoTime();
+            ctx.scheduleAfter(200_000, () -> {
+                at[0] = System.nanoTime();
+                fired.countDown();
+            });
+            assertTrue(fired.await(5, TimeUnit.SECONDS));
+            assertTrue(at[0] - s >= 200_000, "not before its deadline: " + (at[0] - s) + " ns");
+            long[] precise = new long[1];
+            ctx.runOnThread(() -> precise[0] = ((EpollPoller) ctx.poller()).preciseWaits());
+            assertTrue(!hasEpollPwait2() || precise[0] >= 1, "the loop waited for the timer with epoll_pwait2");
+        } finally {
+            ctx.close();
+        }
+    }
+
     private static Thread runOnContext(AioContext ctx) {
         Thread[] t = new Thread[1];
         ctx.runOnThread(() -> t[0] = Thread.currentThread());
