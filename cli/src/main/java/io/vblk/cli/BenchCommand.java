@@ -274,10 +274,6 @@ public final class BenchCommand {
             return off;
         }
 
-        Result run() {
-            return run(0);
-        }
-
         /**
          * Runs {@code warmup} requests (if any) and waits for them, then the timed {@code count}:
          * the same slots and buffers, fresh counters, latencies and clock.
