@@ -63,13 +63,38 @@ public final class AioContext implements AutoCloseable {
     /** Where the window starts when it first grows (QEMU: 4 µs). */
     private static final long POLL_NS_START = 4_000;
 
-    private record Timer(long deadline, long seq, Runnable action) implements Comparable<Timer> {
+    /**
+     * A one-shot timer of this context (QEMU's QEMUTimer), reusable: it can be armed again once it
+     * has fired, so a periodic user allocates nothing. Context thread only.
+     */
+    public final class Timer implements Comparable<Timer> {
+        private final Runnable action;
+        private long deadline, seq;
+        private boolean armed;
+
+        private Timer(Runnable action) { this.action = action; }
+
+        /** True from {@link #arm} until the action has been taken off the timer list to run. */
+        public boolean armed() { return armed; }
+
+        /** Runs the action about {@code delayNanos} from now; an armed timer keeps its first deadline. */
+        public void arm(long delayNanos) {
+            if (armed) return;
+            deadline = System.nanoTime() + Math.max(0, delayNanos);
+            seq = timerSeq++;
+            armed = true;
+            timers.add(this);
+        }
+
         @Override
         public int compareTo(Timer o) {
             int c = Long.compare(deadline, o.deadline);
             return c != 0 ? c : Long.compare(seq, o.seq);
         }
     }
+
+    /** A new, unarmed timer that runs {@code action} on this context's thread when it fires. */
+    public Timer newTimer(Runnable action) { return new Timer(action); }
 
     private AioContext(String name, Poller poller) {
         this.name = name;
@@ -169,11 +194,12 @@ public final class AioContext implements AutoCloseable {
 
     /** Runs {@code action} on the context thread after about {@code delayNanos}. Any thread. */
     public void scheduleAfter(long delayNanos, Runnable action) {
-        long deadline = System.nanoTime() + Math.max(0, delayNanos);
+        Timer t = new Timer(action);
         if (inContext()) {
-            timers.add(new Timer(deadline, timerSeq++, action));
+            t.arm(delayNanos);
         } else {
-            execute(() -> timers.add(new Timer(deadline, timerSeq++, action)));
+            long deadline = System.nanoTime() + Math.max(0, delayNanos);
+            execute(() -> t.arm(deadline - System.nanoTime()));
         }
     }
 
@@ -497,7 +523,9 @@ public final class AioContext implements AutoCloseable {
         boolean progress = runTasks();
         long now = System.nanoTime();
         while (!timers.isEmpty() && timers.peek().deadline <= now) {
-            Runnable a = timers.poll().action;
+            Timer t = timers.poll();
+            t.armed = false;
+            Runnable a = t.action;
             deferBegin();
             try {
                 a.run();

@@ -33,7 +33,8 @@ public final class ServeCommand {
 
     static final String USAGE = """
             usage: vblk serve [-f fmt] --socket PATH [--num-queues N] [--read-only] [--serial S]
-                              [--logical-block-size N] [--poll-max-ns NS] [-t cache] FILE
+                              [--logical-block-size N] [--poll-max-ns NS] [--irq-coalesce-ns NS]
+                              [--irq-coalesce-max N] [-t cache] FILE
             Serves FILE as a vhost-user-blk device on the unix socket PATH (exits on SIGTERM/SIGINT).
               -f fmt                  raw or qcow2 (default: probe the file)
               -t cache                none, writeback (default), writethrough, directsync, unsafe
@@ -43,7 +44,10 @@ public final class ServeCommand {
               --logical-block-size N  512 (default) or 4096
               --poll-max-ns NS        longest busy-poll of the rings and completions before the
                                       I/O thread sleeps (QEMU's iothread poll-max-ns; default
-                                      32768, 0 = never poll)""";
+                                      32768, 0 = never poll)
+              --irq-coalesce-ns NS    hold a queue's interrupt up to NS while other requests are
+                                      in flight (default 0: signal every batch, as QEMU)
+              --irq-coalesce-max N    completions that end that wait early (default 32)""";
 
     /** Entry point for running the backend without the CLI dispatcher (tests start it as a process). */
     public static void main(String[] args) {
@@ -51,32 +55,36 @@ public final class ServeCommand {
     }
 
     public static int run(String[] args, PrintStream out, PrintStream err) {
-        String socket = null, fmt = null, cache = "writeback", serial = "vblk", file = null;
-        int queues = 1, lbs = 512;
+        String socket = null, fmt = null, cache = "writeback", file = null;
+        VirtioBlkConfig cfg = new VirtioBlkConfig();
         long pollMaxNs = AioContext.IOTHREAD_POLL_MAX_NS;
-        boolean ro = false;
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
+                String inline = null;   // --opt=value
+                if (a.startsWith("--") && a.indexOf('=') > 0) {
+                    inline = a.substring(a.indexOf('=') + 1);
+                    a = a.substring(0, a.indexOf('='));
+                }
+                if (a.equals("-h") || a.equals("--help")) { out.println(USAGE); return 0; }
+                if (a.equals("--read-only")) { cfg.readOnly = true; continue; }
+                if (!a.startsWith("-")) {
+                    if (file != null) throw new IllegalArgumentException("unexpected argument '" + a + "'");
+                    file = a;
+                    continue;
+                }
+                String v = inline != null ? inline : value(args, ++i, a);
                 switch (a) {
-                    case "-h", "--help" -> { out.println(USAGE); return 0; }
-                    case "--socket" -> socket = value(args, ++i, a);
-                    case "--num-queues" -> queues = Integer.parseInt(value(args, ++i, a));
-                    case "--read-only" -> ro = true;
-                    case "--serial" -> serial = value(args, ++i, a);
-                    case "--logical-block-size" -> lbs = Integer.parseInt(value(args, ++i, a));
-                    case "--poll-max-ns" -> pollMaxNs = Long.parseLong(value(args, ++i, a));
-                    case "-f" -> fmt = value(args, ++i, a);
-                    case "-t" -> cache = value(args, ++i, a);
-                    default -> {
-                        if (a.startsWith("--socket=")) socket = a.substring(9);
-                        else if (a.startsWith("--num-queues=")) queues = Integer.parseInt(a.substring(13));
-                        else if (a.startsWith("--serial=")) serial = a.substring(9);
-                        else if (a.startsWith("--logical-block-size=")) lbs = Integer.parseInt(a.substring(21));
-                        else if (a.startsWith("--poll-max-ns=")) pollMaxNs = Long.parseLong(a.substring(14));
-                        else if (a.startsWith("-") || file != null) throw new IllegalArgumentException("unexpected argument '" + a + "'");
-                        else file = a;
-                    }
+                    case "--socket" -> socket = v;
+                    case "--num-queues" -> cfg.numQueues = Integer.parseInt(v);
+                    case "--serial" -> cfg.serial = v;
+                    case "--logical-block-size" -> cfg.logicalBlockSize = Integer.parseInt(v);
+                    case "--poll-max-ns" -> pollMaxNs = Long.parseLong(v);
+                    case "--irq-coalesce-ns" -> cfg.irqCoalesceNs = Long.parseLong(v);
+                    case "--irq-coalesce-max" -> cfg.irqCoalesceMax = Integer.parseInt(v);
+                    case "-f" -> fmt = v;
+                    case "-t" -> cache = v;
+                    default -> throw new IllegalArgumentException("unexpected argument '" + a + "'");
                 }
             }
         } catch (IllegalArgumentException e) {
@@ -89,12 +97,16 @@ public final class ServeCommand {
             err.println(USAGE);
             return 1;
         }
-        if (queues < 1 || queues > 64) { err.println("vblk serve: --num-queues must be 1..64"); return 1; }
+        int lbs = cfg.logicalBlockSize;
+        if (cfg.numQueues < 1 || cfg.numQueues > 64) { err.println("vblk serve: --num-queues must be 1..64"); return 1; }
         if (lbs != 512 && lbs != 4096) { err.println("vblk serve: --logical-block-size must be 512 or 4096"); return 1; }
-        if (serial.length() > 20) { err.println("vblk serve: --serial is longer than 20 bytes"); return 1; }
+        if (cfg.serial.length() > 20) { err.println("vblk serve: --serial is longer than 20 bytes"); return 1; }
         if (pollMaxNs < 0) { err.println("vblk serve: --poll-max-ns must not be negative"); return 1; }
+        if (cfg.irqCoalesceNs < 0) { err.println("vblk serve: --irq-coalesce-ns must not be negative"); return 1; }
+        if (cfg.irqCoalesceMax < 1) { err.println("vblk serve: --irq-coalesce-max must be at least 1"); return 1; }
+        cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);
         try {
-            return serve(Path.of(socket), Path.of(file), fmt, cache, queues, ro, serial, lbs, pollMaxNs, err);
+            return serve(Path.of(socket), Path.of(file), fmt, cache, cfg, pollMaxNs, err);
         } catch (Exception e) {
             err.println("vblk serve: " + e.getMessage());
             return 1;
@@ -114,8 +126,10 @@ public final class ServeCommand {
         }
     }
 
-    private static int serve(Path socket, Path file, String fmt, String cacheName, int queues, boolean ro, String serial, int lbs,
-                             long pollMaxNs, PrintStream err) throws Exception {
+    private static int serve(Path socket, Path file, String fmt, String cacheName, VirtioBlkConfig cfg, long pollMaxNs,
+                             PrintStream err) throws Exception {
+        boolean ro = cfg.readOnly;
+        int queues = cfg.numQueues;
         DateTimeFormatter tf = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
         Consumer<String> log = s -> err.println(LocalTime.now().format(tf) + " " + s);
         if (!Files.exists(file)) throw new IOException("Could not open '" + file + "': No such file or directory");
@@ -139,9 +153,6 @@ public final class ServeCommand {
         CountDownLatch stop = new CountDownLatch(1);
         try {
             node = ImageOpener.openOn(ctx, BlockOptions.parse(opts));   // drivers attach per-thread state
-            VirtioBlkConfig cfg = new VirtioBlkConfig().numQueues(queues).serial(serial).readOnly(ro);
-            cfg.logicalBlockSize = lbs;
-            cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);
             dev = new VirtioBlkDevice(node, cfg, new AioContext[] {ctx});
             log.accept("vblk serve: " + file + " (" + fmt + ", " + node.getLength() + " bytes, cache " + cacheName
                     + (ro ? ", read-only" : "") + ", " + queues + " queue" + (queues > 1 ? "s" : "") + ")");

@@ -37,6 +37,13 @@ class ServeCommandTest {
         assertTrue(poll.err().contains("--poll-max-ns must not be negative"), poll.err());
         assertEquals(1, serve("--socket", dir.resolve("s").toString(), "--poll-max-ns=lots", "f").rc());
         assertTrue(h.out().contains("--poll-max-ns NS"));
+        assertTrue(h.out().contains("--irq-coalesce-ns NS"));
+        var coalesce = serve("--socket", dir.resolve("s").toString(), "--irq-coalesce-ns=-5", "f");
+        assertEquals(1, coalesce.rc());
+        assertTrue(coalesce.err().contains("--irq-coalesce-ns must not be negative"), coalesce.err());
+        var count = serve("--socket", dir.resolve("s").toString(), "--irq-coalesce-ns", "1000", "--irq-coalesce-max", "0", "f");
+        assertEquals(1, count.rc());
+        assertTrue(count.err().contains("--irq-coalesce-max must be at least 1"), count.err());
         Run missing = serve("--socket", dir.resolve("s").toString(), dir.resolve("missing.raw").toString());
         assertEquals(1, missing.rc());
         assertTrue(missing.err().contains("No such file"), missing.err());

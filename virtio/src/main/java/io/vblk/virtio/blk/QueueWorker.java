@@ -49,6 +49,9 @@ final class QueueWorker {
     private Runnable drained;
     private final Runnable notifyTask;
     private boolean notifyScheduled;      // notifyTask is deferred to the end of the current section
+    private final long coalesceNs;        // VirtioBlkConfig.irqCoalesceNs (0: signal at each section's end)
+    private final int coalesceMax;
+    private final AioContext.Timer coalesceTimer; // ends a coalescing window; null when coalescing is off
     private final Runnable processTask = this::process;
     private final AtomicBoolean kickPending = new AtomicBoolean(); // any thread
 
@@ -61,13 +64,16 @@ final class QueueWorker {
         this.vq = new VirtQueue(index, maxSize);
         this.ctx = ctx;
         this.node = node;
+        this.coalesceNs = dev.cfg.irqCoalesceNs;
+        this.coalesceMax = dev.cfg.irqCoalesceMax;
+        this.coalesceTimer = coalesceNs > 0 ? ctx.newTimer(this::signal) : null;
         this.notifyTask = () -> {
             notifyScheduled = false;
-            try {
-                if (vq.notifyIfNeeded()) interrupts++;
-            } catch (Throwable t) {
-                LOG.log(Level.WARNING, "interrupt of queue " + vq.index() + " failed", t);
+            if (coalesceNs > 0 && inFlight > 0 && vq.unsignalled() < coalesceMax) {
+                coalesceTimer.arm(coalesceNs); // more completions are coming: hold the signal
+                return;
             }
+            signal();
         };
         for (int i = 0; i < Math.min(maxSize, 1024); i++) {
             pool.add(new BlkRequest(this));
@@ -500,6 +506,14 @@ final class QueueWorker {
         }
     }
 
+    private void signal() {
+        try {
+            if (vq.notifyIfNeeded()) interrupts++;
+        } catch (Throwable t) {
+            LOG.log(Level.WARNING, "interrupt of queue " + vq.index() + " failed", t);
+        }
+    }
+
     private void checkDrained() {
         if (inFlight == 0 && drained != null) {
             Runnable d = drained;
@@ -524,7 +538,7 @@ final class QueueWorker {
             inFlight++;
             complete(r, VIRTIO_BLK_S_IOERR, 1);
         }
-        notifyTask.run();
+        signal();
     }
 
     /** Drops held requests without answering (device reset). */

@@ -33,6 +33,16 @@ public final class VirtioBlkConfig {
     public boolean eventIdx = true;
     /** Merge adjacent requests of one kick (QEMU's request-merging). */
     public boolean requestMerging = true;
+    /**
+     * Interrupt coalescing, off (0) by default as in QEMU; NVMe's Interrupt Coalescing feature is
+     * the model. While other requests of a queue are still in flight, the interrupt for completed
+     * ones is held for up to this many nanoseconds, or until {@link #irqCoalesceMax} completions
+     * wait for it. The used ring is written at once: only the signal waits. When the queue has
+     * nothing left in flight the interrupt goes at once.
+     */
+    public long irqCoalesceNs;
+    /** Completions that end an interrupt-coalescing window early. */
+    public int irqCoalesceMax = 32;
     public ErrorPolicy rerror = ErrorPolicy.REPORT;
     public ErrorPolicy werror = ErrorPolicy.ENOSPC;
     public MalformedChainPolicy malformedChains = MalformedChainPolicy.NEEDS_RESET;
@@ -43,5 +53,6 @@ public final class VirtioBlkConfig {
     public VirtioBlkConfig readOnly(boolean ro) { readOnly = ro; return this; }
     public VirtioBlkConfig rerror(ErrorPolicy p) { rerror = p; return this; }
     public VirtioBlkConfig werror(ErrorPolicy p) { werror = p; return this; }
+    public VirtioBlkConfig irqCoalesce(long ns, int max) { irqCoalesceNs = ns; irqCoalesceMax = max; return this; }
     public VirtioBlkConfig malformedChains(MalformedChainPolicy p) { malformedChains = p; return this; }
 }

@@ -59,6 +59,9 @@ public final class VirtioBlkDevice {
         if (cfg.physicalBlockSize < cfg.logicalBlockSize || Integer.bitCount(cfg.physicalBlockSize) != 1) {
             throw new IllegalArgumentException("physical block size must be a power of two >= the logical block size");
         }
+        if (cfg.irqCoalesceNs < 0 || cfg.irqCoalesceMax < 1) {
+            throw new IllegalArgumentException("interrupt coalescing needs a time >= 0 and a count >= 1");
+        }
         this.node = node;
         this.cfg = cfg;
         this.readOnly = cfg.readOnly || node.isReadOnly();

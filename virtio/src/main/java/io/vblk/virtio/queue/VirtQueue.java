@@ -379,6 +379,9 @@ public final class VirtQueue {
     /** True if used entries were pushed since the last interrupt decision. */
     public boolean hasUnsignalled() { return pushedSinceSignal > 0; }
 
+    /** Used elements pushed since the last interrupt decision. */
+    public int unsignalled() { return pushedSinceSignal; }
+
     /**
      * Decides whether the driver wants an interrupt for what was pushed since the last decision
      * (virtio_split_should_notify): EVENT_IDX's used_event test, else the NO_INTERRUPT flag.

@@ -27,16 +27,17 @@ import java.util.concurrent.TimeUnit;
  * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
  *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
- *     [--qsd-iothread] [--vblk-poll-max-ns NS] [--only vblk|qsd]
+ *     [--qsd-iothread] [--vblk-args "ARGS"] [--vblk2-args "ARGS"] [--vblk-poll-max-ns NS] [--only vblk|vblk2|qsd]
  * </pre>
  * {@code --qsd-iothread} runs qsd's export in an {@code --object iothread} (which busy-polls with
  * poll-max-ns 32768, like {@code vblk serve} by default) instead of its main loop;
- * {@code --vblk-poll-max-ns} passes {@code --poll-max-ns} to {@code vblk serve}; {@code --only vblk|qsd}
- * boots one backend only (for profiling it).
+ * {@code --vblk-args} adds options to {@code vblk serve} ({@code --vblk-poll-max-ns NS} is
+ * {@code --vblk-args "--poll-max-ns NS"}); {@code --vblk2-args} adds a third backend, "vblk2": a
+ * second {@code vblk serve} with those options, in the same rotation, for an A/B of a setting
+ * under the same conditions; {@code --only NAME} boots one backend only (for profiling it).
  */
 public final class GuestFioBench {
     static final String[] WORKLOADS = {"randwrite", "randread"};
-    static final String[] BACKENDS = {"vblk", "qsd"};
 
     int rounds = 3, firstRound = 1, runtime = 20, warmup = 5;
     List<String> formats = List.of("raw");
@@ -45,7 +46,8 @@ public final class GuestFioBench {
     Path vblk = Path.of("./vblk").toAbsolutePath();
     String only;                  // null: both backends, alternating
     boolean qsdIothread;          // qsd's export runs in an --object iothread (which busy-polls) instead of the main loop
-    String vblkPollMaxNs;         // null: vblk serve's default (32768)
+    List<String> vblkArgs = new ArrayList<>();   // extra options of vblk serve
+    List<String> vblk2Args;                      // non-null: a third backend "vblk2" with these options
     long clkTck = 100;
 
     /** One fio job of one boot. */
@@ -68,7 +70,9 @@ public final class GuestFioBench {
                 case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
                 case "--qsd-iothread" -> b.qsdIothread = true;
                 case "--only" -> b.only = args[++i];
-                case "--vblk-poll-max-ns" -> b.vblkPollMaxNs = args[++i];
+                case "--vblk-poll-max-ns" -> b.vblkArgs.addAll(List.of("--poll-max-ns", args[++i]));
+                case "--vblk-args" -> b.vblkArgs.addAll(words(args[++i]));
+                case "--vblk2-args" -> b.vblk2Args = words(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -118,13 +122,12 @@ public final class GuestFioBench {
             Files.deleteIfExists(image);
             QemuGuest.run(List.of("qemu-img", "create", "-q", "-f", fmt, "-o", "preallocation=full", image.toString(), size), 300);
             for (int r = firstRound; r < firstRound + rounds; r++) {
-                String[] order = r % 2 == 1 ? BACKENDS : new String[] {BACKENDS[1], BACKENDS[0]};
-                if (only != null) order = new String[] {only};
+                List<String> order = backends(r);
                 for (String backend : order) {
                     try {
                         List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
                         for (Sample s : got) {
-                            System.out.printf(Locale.ROOT, "%s round %d %-4s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s  guest irqs/IO %.3f%n",
+                            System.out.printf(Locale.ROOT, "%s round %d %-5s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s  guest irqs/IO %.3f%n",
                                     fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec,
                                     s.guestIrqs < 0 ? Double.NaN : s.guestIrqs / (double) s.ios);
                         }
@@ -147,9 +150,9 @@ public final class GuestFioBench {
         Path dir = Files.createTempDirectory(work, fmt + "-r" + round + "-" + backend + "-");
         Path socket = dir.resolve("vhost.sock"), blog = dir.resolve("backend.log"), console = dir.resolve("console.log");
         List<String> cmd;
-        if (backend.equals("vblk")) {
+        if (backend.startsWith("vblk")) {
             cmd = new ArrayList<>(List.of(vblk.toString(), "serve", "-f", fmt, "-t", "none", "--socket", socket.toString(), "--num-queues", "1"));
-            if (vblkPollMaxNs != null) cmd.addAll(List.of("--poll-max-ns", vblkPollMaxNs));
+            cmd.addAll(backend.equals("vblk2") ? vblk2Args : vblkArgs);
             cmd.add(image.toString());
         } else {
             cmd = qsd(image, fmt, socket, qsdIothread);
@@ -207,8 +210,25 @@ public final class GuestFioBench {
             if (q != null && q.isAlive()) q.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             b.destroy();   // SIGTERM: both backends flush and exit
             if (!b.waitFor(30, TimeUnit.SECONDS)) b.destroyForcibly();
+            if (backend.startsWith("vblk") && Files.exists(blog)) {   // its request, pass and interrupt counts
+                Files.readAllLines(blog).stream().filter(l -> l.contains("shutting down"))
+                        .forEach(l -> System.out.println(fmt + " round " + round + " " + backend + ": " + l));
+            }
         }
         return out;
+    }
+
+    static List<String> words(String s) {
+        return s.isBlank() ? List.of() : List.of(s.trim().split("\\s+"));
+    }
+
+    /** The boot order of round {@code r}: the backends rotate so that none always goes first. */
+    List<String> backends(int r) {
+        if (only != null) return List.of(only);
+        List<String> all = new ArrayList<>(List.of("vblk", "qsd"));
+        if (vblk2Args != null) all.add(1, "vblk2");
+        java.util.Collections.rotate(all, -((r - 1) % all.size()));
+        return all;
     }
 
     static List<String> qsd(Path image, String fmt, Path socket, boolean iothread) {
@@ -284,14 +304,19 @@ public final class GuestFioBench {
     }
 
     String table(List<Sample> samples) {
+        return vblk2Args == null ? table(samples, "vblk") : table(samples, "vblk") + "\n" + table(samples, "vblk2");
+    }
+
+    /** vblk (or vblk2) against qsd, round by round. */
+    String table(List<Sample> samples, String name) {
         StringBuilder t = new StringBuilder();
-        t.append("| image | workload | round | vblk IOPS | qsd IOPS | vblk/qsd | vblk CPU µs/IO | qsd CPU µs/IO |\n");
+        t.append("| image | workload | round | vblk IOPS | qsd IOPS | vblk/qsd | vblk CPU µs/IO | qsd CPU µs/IO |\n".replace("vblk", name));
         t.append("|---|---|---|---:|---:|---:|---:|---:|\n");
         for (String fmt : formats) {
             for (String w : WORKLOADS) {
                 List<Double> vi = new ArrayList<>(), qi = new ArrayList<>(), vc = new ArrayList<>(), qc = new ArrayList<>(), ratio = new ArrayList<>();
                 for (int r = firstRound; r < firstRound + rounds; r++) {
-                    Sample v = find(samples, fmt, r, "vblk", w), q = find(samples, fmt, r, "qsd", w);
+                    Sample v = find(samples, fmt, r, name, w), q = find(samples, fmt, r, "qsd", w);
                     if (v == null || q == null) continue;
                     vi.add(v.iops); qi.add(q.iops); vc.add(v.backendUsPerIo()); qc.add(q.backendUsPerIo()); ratio.add(v.iops / q.iops);
                     t.append(String.format(Locale.ROOT, "| %s | %s | %d | %.0f | %.0f | %.2f | %.1f | %.1f |%n", fmt, w, r, v.iops, q.iops,
