@@ -276,7 +276,10 @@ public final class VirtioBlkDevice {
         return n;
     }
 
-    /** Mean time from pop to push of the requests completed so far, in ns (0 when none; racy read). */
+    /**
+     * Mean time from pop to push of the requests completed so far, in ns (0 when none; racy read).
+     * One request in {@code QueueWorker.LATENCY_SAMPLE} is timed, so that the rest read no clock.
+     */
     public long meanRequestLatencyNanos() {
         long t = 0, n = 0;
         for (QueueWorker w : workers) {
@@ -407,6 +410,7 @@ public final class VirtioBlkDevice {
 
     /** Counters summed over the queues. */
     public Stats stats() {
+        long dropped = droppedChains;   // a volatile read first: the plain counters below are re-read on every call
         long k = 0, r = 0, s = 0, m = 0, irq = 0;
         for (QueueWorker w : workers) {
             k += w.kicks;
@@ -415,7 +419,7 @@ public final class VirtioBlkDevice {
             m += w.merged;
             irq += w.interrupts;
         }
-        return new Stats(k, r, s, m, irq, droppedChains, lastError);
+        return new Stats(k, r, s, m, irq, dropped, lastError);
     }
 
     /**
