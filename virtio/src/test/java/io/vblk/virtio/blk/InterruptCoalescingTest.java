@@ -48,8 +48,20 @@ class InterruptCoalescingTest {
         assertEquals(want, value.getAsLong(), what);
     }
 
-    private static void releaseWrite(Rig r) throws Exception {
+    /** Releases the held write and waits for its completion and for the interrupt count to reach {@code irqs}. */
+    private static void releaseWrite(Rig r, long usedIdx, long irqs) throws Exception {
         assertTrue(((DebugDriver) r.node.driver()).removeBreak("w"));
+        waitFor(r.q::usedIdx, usedIdx, "the write completed");
+        waitFor(r.q::interrupts, irqs, "the interrupt after the write");
+    }
+
+    private static void assertHeld(Rig r, String why) throws InterruptedException {
+        Thread.sleep(100);
+        assertEquals(0, r.q.interrupts(), why);
+    }
+
+    private static void assertWriteStillHeld(Rig r) {
+        assertTrue(((DebugDriver) r.node.driver()).isSuspended("w"), "while the write is still held");
     }
 
     @Test
@@ -57,9 +69,7 @@ class InterruptCoalescingTest {
         try (Rig r = new Rig(NODE, new VirtioBlkConfig(), FEATURES)) {
             writeHeldThenReads(r, 1);
             waitFor(r.q::interrupts, 1, "the read's interrupt while the write is held");
-            releaseWrite(r);
-            waitFor(r.q::usedIdx, 2, "the write completed");
-            waitFor(r.q::interrupts, 2, "the write's interrupt");
+            releaseWrite(r, 2, 2);
         }
     }
 
@@ -67,11 +77,8 @@ class InterruptCoalescingTest {
     void heldWhileAnotherRequestIsInFlightThenSentWithItsCompletion() throws Exception {
         try (Rig r = new Rig(NODE, new VirtioBlkConfig().irqCoalesce(TimeUnit.MINUTES.toNanos(1), 32), FEATURES)) {
             writeHeldThenReads(r, 1);
-            Thread.sleep(100);
-            assertEquals(0, r.q.interrupts(), "the read's completion is in the used ring, its interrupt waits");
-            releaseWrite(r);
-            waitFor(r.q::usedIdx, 2, "the write completed");
-            waitFor(r.q::interrupts, 1, "one interrupt for both, when nothing is left in flight");
+            assertHeld(r, "the read's completion is in the used ring, its interrupt waits");
+            releaseWrite(r, 2, 1);   // one interrupt for both, when nothing is left in flight
             Thread.sleep(50);
             assertEquals(1, r.q.interrupts());
         }
@@ -83,9 +90,8 @@ class InterruptCoalescingTest {
             writeHeldThenReads(r, 1);
             assertEquals(0, r.q.interrupts(), "held for 300 ms");
             waitFor(r.q::interrupts, 1, "the window ended");
-            assertTrue(((DebugDriver) r.node.driver()).isSuspended("w"), "while the write is still held");
-            releaseWrite(r);
-            waitFor(r.q::interrupts, 2, "the write's own interrupt (nothing left in flight)");
+            assertWriteStillHeld(r);
+            releaseWrite(r, 2, 2);   // the write's own interrupt: nothing is left in flight
         }
     }
 
@@ -93,15 +99,13 @@ class InterruptCoalescingTest {
     void theCountEndsTheWait() throws Exception {
         try (Rig r = new Rig(NODE, new VirtioBlkConfig().irqCoalesce(TimeUnit.MINUTES.toNanos(1), 3), FEATURES)) {
             writeHeldThenReads(r, 2);
-            Thread.sleep(100);
-            assertEquals(0, r.q.interrupts(), "two completions wait for a third");
+            assertHeld(r, "two completions wait for a third");
             long buf = r.buffer(4096, 1);
             assertTrue(r.q.submit(VIRTIO_BLK_T_IN, 64, buf, 4096, Layout.DIRECT) >= 0);
             r.q.forceKick();
             waitFor(r.q::interrupts, 1, "the third completion ends the wait");
-            assertTrue(((DebugDriver) r.node.driver()).isSuspended("w"));
-            releaseWrite(r);
-            waitFor(r.q::interrupts, 2, "the write's interrupt");
+            assertWriteStillHeld(r);
+            releaseWrite(r, 4, 2);
         }
     }
 
