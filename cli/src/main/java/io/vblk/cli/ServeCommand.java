@@ -162,7 +162,8 @@ public final class ServeCommand {
             VirtioBlkDevice.Stats st = dev.stats();
             log.accept("vblk serve: shutting down (" + st.requests() + " requests, " + st.kicks() + " queue passes of which "
                     + dev.polledPasses() + " found by polling, " + st.interrupts() + " interrupts, "
-                    + dev.meanRequestLatencyNanos() / 1000 + " us mean pop-to-completion)");
+                    + dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ) / 1000 + " us mean pop-to-completion of reads, "
+                    + dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.WRITE) / 1000 + " us of writes)");
             return 0;
         } finally {
             if (server != null) server.close();      // stops rings (drains), removes the socket

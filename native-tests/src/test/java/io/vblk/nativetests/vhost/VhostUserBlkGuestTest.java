@@ -94,6 +94,18 @@ class VhostUserBlkGuestTest {
         assertTrue(console.contains("E2E-RESULT: PASS"), name + ": guest did not pass. console:\n" + console + "\nbackend log:\n" + blogText);
         assertEquals(0, b.exitValue(), name + ": backend exit status after SIGTERM; log:\n" + blogText);
         assertFalse(Files.exists(socket), name + ": socket removed on exit");
+        if (name.startsWith("vblk")) {
+            // SeaBIOS negotiates without FLUSH first; the guest's own driver must get the cache back
+            // (writeback runs), or have switched it on through CONFIG_WCE (writethrough runs, T6):
+            // otherwise every guest write would be FUA
+            List<String> wce = blogText.lines().filter(l -> l.contains("vhost-user-blk: write cache")).toList();
+            assertFalse(wce.isEmpty(), name + ": no write-cache line in the backend log:\n" + blogText);
+            assertTrue(wce.getLast().contains("write cache on"), name + ": the cache ended off:\n" + blogText);
+            if (!name.contains("writethrough")) {
+                assertTrue(wce.stream().anyMatch(l -> l.contains("on (write back) after feature negotiation")),
+                        name + ": the guest's negotiation left the configured cache off:\n" + blogText);
+            }
+        }
         QemuGuest.run(List.of("qemu-img", "compare", "-f", "raw", "-F", fmt, expected.toString(), image.toString()), 60);
         if (fmt.equals("qcow2")) QemuGuest.run(List.of("qemu-img", "check", image.toString()), 60);
         System.out.println(name + ": PASS " + console.lines().filter(l -> l.contains("E2E")).toList() + "\n--- backend log ---\n" + blogText);

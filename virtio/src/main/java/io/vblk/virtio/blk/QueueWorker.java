@@ -58,7 +58,9 @@ final class QueueWorker {
     // Statistics, written on the context thread and read racily by VirtioBlkDevice.stats(). Plain
     // fields: a volatile store costs a fence per request, and stats() reads a volatile field first.
     long kicks, requests, submissions, merged, interrupts, polled;
-    long latencyNanos, completed; // pop-to-push time of one well-formed request in LATENCY_SAMPLE
+    // pop-to-push time of one well-formed request in LATENCY_SAMPLE, per LATENCY_IN/OUT/OTHER
+    final long[] latencyNanos = new long[3], timed = new long[3];
+    static final int LATENCY_IN = 0, LATENCY_OUT = 1, LATENCY_OTHER = 2;
     static final int LATENCY_SAMPLE = 16; // two clock reads per request were ~3 % of the null path's CPU
 
     QueueWorker(VirtioBlkDevice dev, int index, int maxSize, AioContext ctx, BlockNode node) {
@@ -484,8 +486,9 @@ final class QueueWorker {
     /** Writes the status, pushes the used element and schedules one interrupt for the batch. */
     void complete(BlkRequest r, int status, int written) {
         if (r.poppedAt != 0) {
-            latencyNanos += System.nanoTime() - r.poppedAt;
-            completed++;
+            int k = r.type == VIRTIO_BLK_T_IN ? LATENCY_IN : r.type == VIRTIO_BLK_T_OUT ? LATENCY_OUT : LATENCY_OTHER;
+            latencyNanos[k] += System.nanoTime() - r.poppedAt;
+            timed[k]++;
         }
         NativeMemory.putByte(r.statusAddr, (byte) status);
         vq.push(r.chain.head(), written);

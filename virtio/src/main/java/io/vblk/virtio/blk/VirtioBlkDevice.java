@@ -96,21 +96,25 @@ public final class VirtioBlkDevice {
 
     /**
      * The driver's accepted features (bits the device did not offer are kept and make
-     * FEATURES_OK fail). Also applies the write-cache rule: without CONFIG_WCE the cache is on
-     * exactly when FLUSH was negotiated; with CONFIG_WCE but no FLUSH it starts off.
+     * FEATURES_OK fail). Also applies the write-cache rule, from the configured cache each time:
+     * the cache is on exactly when FLUSH was negotiated and the node was opened with it on
+     * (without CONFIG_WCE the legacy "auto writethrough"; with CONFIG_WCE but no FLUSH the spec's
+     * writeback = 0). A negotiation follows a device reset, which restores the configured cache
+     * in QEMU too (original_wce); a vhost-user front-end may not tell the back-end of that reset,
+     * so each negotiation starts over here. Otherwise a firmware driver that negotiates without
+     * FLUSH (SeaBIOS) left every later write of the guest's own driver FUA.
      */
     public void setDriverFeatures(long features) {
         driverFeatures = features;
         boolean flush = (features & bit(VIRTIO_BLK_F_FLUSH)) != 0;
-        if ((features & bit(VIRTIO_BLK_F_CONFIG_WCE)) == 0) {
-            node.setWriteCacheEnabled(flush && initialWriteCache);
-        } else if (!flush) {
-            node.setWriteCacheEnabled(false);
-        }
+        node.setWriteCacheEnabled(flush && initialWriteCache);
         for (QueueWorker w : workers) w.vq.setFeatures(features);
     }
 
     public int status() { return status.get(); }
+
+    /** True while the node's write cache is on (writeback = 1 in the config space). */
+    public boolean writeCacheEnabled() { return node.writeCacheEnabled(); }
 
     /**
      * Driver writes the status register. 0 resets the device. FEATURES_OK sticks only if the
@@ -276,15 +280,20 @@ public final class VirtioBlkDevice {
         return n;
     }
 
+    /** Which requests {@link #meanRequestLatencyNanos} averages. */
+    public enum LatencyKind { READ, WRITE, OTHER }
+
     /**
-     * Mean time from pop to push of the requests completed so far, in ns (0 when none; racy read).
-     * One request in {@code QueueWorker.LATENCY_SAMPLE} is timed, so that the rest read no clock.
+     * Mean time from pop to push of the requests of one kind completed so far, in ns (0 when
+     * none; racy read): IN, OUT, or every other type. One request in
+     * {@code QueueWorker.LATENCY_SAMPLE} is timed, so that the rest read no clock.
      */
-    public long meanRequestLatencyNanos() {
+    public long meanRequestLatencyNanos(LatencyKind kind) {
+        int k = kind.ordinal();   // QueueWorker.LATENCY_IN, _OUT, _OTHER
         long t = 0, n = 0;
         for (QueueWorker w : workers) {
-            t += w.latencyNanos;
-            n += w.completed;
+            t += w.latencyNanos[k];
+            n += w.timed[k];
         }
         return n == 0 ? 0 : t / n;
     }

@@ -53,6 +53,8 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
     @Override
     public void setFeatures(long features) {
         dev.setDriverFeatures(features);
+        log.accept("vhost-user-blk: write cache " + (dev.writeCacheEnabled() ? "on (write back)" : "off (write through)")
+                + " after feature negotiation");
         int s = dev.status();
         if ((s & S_FEATURES_OK) == 0) dev.setStatus(S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
     }

@@ -137,4 +137,23 @@ class BatchingTest {
             assertEquals(1, r.q.interrupts());
         }
     }
+
+    @Test
+    void popToCompletionTimeIsSampledPerDirection() throws Exception {
+        try (Rig r = new Rig(NODE, new VirtioBlkConfig(), -1L)) {
+            assertEquals(0, r.dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ));
+            long buf = r.buffer(4096, 3);
+            int n = 2 * QueueWorker.LATENCY_SAMPLE;
+            for (int i = 0; i < n; i++) {
+                assertEquals(VIRTIO_BLK_S_OK, r.run(VIRTIO_BLK_T_OUT, 8L * i, buf, 4096, Layout.DIRECT));
+            }
+            assertEquals(0, r.dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ), "no read yet");
+            assertTrue(r.dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.WRITE) > 0);
+            for (int i = 0; i < n; i++) {
+                assertEquals(VIRTIO_BLK_S_OK, r.run(VIRTIO_BLK_T_IN, 8L * i, buf, 4096, Layout.DIRECT));
+            }
+            assertTrue(r.dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ) > 0);
+            assertEquals(0, r.dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.OTHER), "no flush, discard or GET_ID");
+        }
+    }
 }

@@ -228,6 +228,16 @@ class VirtioBlkDeviceTest {
             assertFalse(r.node.writeCacheEnabled());
             r.dev.setDriverFeatures(bit(F_VERSION_1) | bit(VIRTIO_BLK_F_FLUSH));
             assertTrue(r.node.writeCacheEnabled());
+            // CONFIG_WCE without FLUSH: writeback starts at 0
+            r.dev.setDriverFeatures(bit(F_VERSION_1) | bit(VIRTIO_BLK_F_CONFIG_WCE));
+            assertFalse(r.node.writeCacheEnabled());
+            // a firmware driver (SeaBIOS) negotiates without FLUSH, then the OS's driver with FLUSH and
+            // CONFIG_WCE: the configured cache comes back, so the OS's writes are not FUA
+            r.dev.setDriverFeatures(bit(F_VERSION_1));
+            assertFalse(r.node.writeCacheEnabled());
+            r.dev.setDriverFeatures(bit(F_VERSION_1) | bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_CONFIG_WCE));
+            assertTrue(r.node.writeCacheEnabled());
+            assertEquals(1, r.dev.readConfig(CFG_WRITEBACK, 1)[0], "and the config space says so");
         }
     }
 
