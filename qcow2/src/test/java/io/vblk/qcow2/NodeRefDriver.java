@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * under an id (option {@code id}), so a qcow2 node can be opened, closed and reopened over the same
  * {@code memory} node. Closing it does not close the target.
  */
-final class NodeRefDriver extends BlockDriver {
+public final class NodeRefDriver extends BlockDriver {
     private static final Map<String, BlockNode> NODES = new ConcurrentHashMap<>();
     private static final AtomicInteger IDS = new AtomicInteger();
 
@@ -49,8 +49,8 @@ final class NodeRefDriver extends BlockDriver {
         });
     }
 
-    /** Registers {@code n} and returns its id. */
-    static String register(BlockNode n) {
+    /** Registers {@code n} and returns its id (native-tests use this class through the qcow2 test-jar). */
+    public static String register(BlockNode n) {
         String id = "n" + IDS.incrementAndGet();
         NODES.put(id, n);
         return id;

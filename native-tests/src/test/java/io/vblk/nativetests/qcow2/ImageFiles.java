@@ -73,7 +73,7 @@ final class ImageFiles implements AutoCloseable {
     }
 
     BlockNode openQcow2(BlockNode mem, String extra) throws BlockException {
-        String opts = "driver=qcow2,file.driver=noderef-nt,file.id=" + NodeRef.register(mem) + (extra.isEmpty() ? "" : "," + extra);
+        String opts = "driver=qcow2,file.driver=noderef,file.id=" + io.vblk.qcow2.NodeRefDriver.register(mem) + (extra.isEmpty() ? "" : "," + extra);
         BlockException[] err = new BlockException[1];
         BlockNode[] out = new BlockNode[1];
         ctx.run(() -> {
