@@ -59,8 +59,9 @@ final class QueueWorker {
     // fields: a volatile store costs a fence per request, and stats() reads a volatile field first.
     long kicks, requests, submissions, merged, interrupts, polled;
     // pop-to-push time of one well-formed request in LATENCY_SAMPLE, per LATENCY_IN/OUT/OTHER
-    final long[] latencyNanos = new long[3], timed = new long[3];
-    static final int LATENCY_IN = 0, LATENCY_OUT = 1, LATENCY_OTHER = 2;
+    final long[] latencyNanos = new long[VirtioBlkDevice.LatencyKind.values().length], timed = new long[latencyNanos.length];
+    static final int LATENCY_IN = VirtioBlkDevice.LatencyKind.READ.ordinal(), LATENCY_OUT = VirtioBlkDevice.LatencyKind.WRITE.ordinal(),
+            LATENCY_OTHER = VirtioBlkDevice.LatencyKind.OTHER.ordinal();
     static final int LATENCY_SAMPLE = 16; // two clock reads per request were ~3 % of the null path's CPU
 
     QueueWorker(VirtioBlkDevice dev, int index, int maxSize, AioContext ctx, BlockNode node) {

@@ -289,7 +289,7 @@ public final class VirtioBlkDevice {
      * {@code QueueWorker.LATENCY_SAMPLE} is timed, so that the rest read no clock.
      */
     public long meanRequestLatencyNanos(LatencyKind kind) {
-        int k = kind.ordinal();   // QueueWorker.LATENCY_IN, _OUT, _OTHER
+        int k = kind.ordinal();   // QueueWorker's LATENCY_* indices are these ordinals
         long t = 0, n = 0;
         for (QueueWorker w : workers) {
             t += w.latencyNanos[k];

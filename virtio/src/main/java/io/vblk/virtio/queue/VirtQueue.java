@@ -376,9 +376,6 @@ public final class VirtQueue {
         pushedSinceSignal++;
     }
 
-    /** True if used entries were pushed since the last interrupt decision. */
-    public boolean hasUnsignalled() { return pushedSinceSignal > 0; }
-
     /** Used elements pushed since the last interrupt decision. */
     public int unsignalled() { return pushedSinceSignal; }
 

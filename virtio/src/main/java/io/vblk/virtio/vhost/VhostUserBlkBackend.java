@@ -46,15 +46,18 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
     public boolean writeConfig(int offset, byte[] data) {
         if (offset != CFG_WRITEBACK || data.length != 1 || (dev.driverFeatures() & bit(VIRTIO_BLK_F_CONFIG_WCE)) == 0) return false;
         dev.writeConfig(offset, data);
-        log.accept("vhost-user-blk: write cache " + (data[0] != 0 ? "on (write back)" : "off (write through)"));
+        logWriteCache("");
         return true;
+    }
+
+    private void logWriteCache(String when) {
+        log.accept("vhost-user-blk: write cache " + (dev.writeCacheEnabled() ? "on (write back)" : "off (write through)") + when);
     }
 
     @Override
     public void setFeatures(long features) {
         dev.setDriverFeatures(features);
-        log.accept("vhost-user-blk: write cache " + (dev.writeCacheEnabled() ? "on (write back)" : "off (write through)")
-                + " after feature negotiation");
+        logWriteCache(" after feature negotiation");
         int s = dev.status();
         if ((s & S_FEATURES_OK) == 0) dev.setStatus(S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
     }
