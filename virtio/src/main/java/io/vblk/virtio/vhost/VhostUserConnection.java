@@ -412,7 +412,15 @@ public final class VhostUserConnection implements Runnable {
         int fd = noFd ? -1 : fds[0];
         if (!noFd) fds[0] = -1;   // taken
         switch (req) {
-            case SET_VRING_CALL -> q.setCallFd(fd);
+            case SET_VRING_CALL -> {
+                q.setCallFd(fd);
+                // A back-end that died between publishing used entries and writing its call fd
+                // leaves a guest waiting for an interrupt that no later back-end owes it: the
+                // entries are used, nothing is in flight, and the guest never looks. One signal
+                // on every new call fd settles that (libvhost-user does the same); a spurious
+                // interrupt costs the guest a look at an unchanged used ring.
+                if (fd >= 0) q.signalCall();
+            }
             case SET_VRING_ERR -> q.setErrFd(fd);
             default -> {
                 if (noFd) {

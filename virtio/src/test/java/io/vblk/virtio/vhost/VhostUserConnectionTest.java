@@ -133,11 +133,8 @@ class VhostUserConnectionTest {
         startRing0();
         assertTrue(backend.events.contains("start 0 size 8 base 3"), backend.events.toString());
         assertEquals(0xfeedface_cafe0001L, backend.firstDescAddr, "desc address translated through the memory table");
-        // the backend signalled call on start: the eventfd we passed is readable
-        try (NativeBuffer v = NativeBuffer.allocate(8, 8)) {
-            assertEquals(8, C.read(call, v.address(), 8));
-            assertEquals(1, NativeMemory.getLongLE(v.address()));
-        }
+        // the call eventfd we passed got two signals: the connection's when it took the fd, the backend's on start
+        assertEquals(2, readEventfd(call));
         // GET_CONFIG returns the device's bytes
         fe.send(GET_CONFIG, 0, ByteBuffer.allocate(12 + 60).order(ByteOrder.LITTLE_ENDIAN).putInt(0).putInt(60).putInt(0).array());
         FrontEnd.Reply cfg = fe.read();
@@ -167,6 +164,41 @@ class VhostUserConnectionTest {
         assertTrue(backend.events.contains("reset"));
         assertEquals("stop 0", backend.events.get(backend.events.size() - 2), "a dropped connection stops the running ring");
         for (int f : new int[] {kick, call, kick2}) C.close(f);
+    }
+
+    static long readEventfd(int fd) {
+        try (NativeBuffer v = NativeBuffer.allocate(8, 8)) {
+            long n = C.read(fd, v.address(), 8);
+            return n == 8 ? NativeMemory.getLongLE(v.address()) : -1;   // -1: not signalled (EAGAIN)
+        }
+    }
+
+    @Test
+    void everyNewCallFdIsSignalledOnceForUsedEntriesAPreviousBackendLeftUnsignalled() throws Exception {
+        handshake();
+        setFeatures((1L << 32) | (1L << F_PROTOCOL_FEATURES));
+        addRam();
+        int call1 = FrontEnd.eventfd(), call2 = FrontEnd.eventfd();
+        try {
+            fe.send(SET_VRING_CALL, 0, FrontEnd.u64(0), call1);
+            assertEquals(0, fe.acked(SET_VRING_NUM, FrontEnd.state(0, QSIZE)));   // barrier: SET_VRING_CALL was handled
+            assertEquals(1, readEventfd(call1), "signalled once when the fd arrived, before any ring start");
+            assertEquals(-1, readEventfd(call1), "and only once");
+            // a replaced call fd (QEMU's mask/unmask swaps fds) gets its own signal; the old one none
+            fe.send(SET_VRING_CALL, 0, FrontEnd.u64(0), call2);
+            assertEquals(0, fe.acked(SET_VRING_NUM, FrontEnd.state(0, QSIZE)));
+            assertEquals(1, readEventfd(call2));
+            assertEquals(-1, readEventfd(call1));
+            // no fd (polling mode call): nothing to signal, the connection stays up
+            fe.send(SET_VRING_CALL, 0, FrontEnd.u64(VRING_NOFD_MASK));
+            assertEquals(0, fe.acked(SET_VRING_NUM, FrontEnd.state(0, QSIZE)));
+            assertEquals(-1, readEventfd(call2));
+        } finally {
+            fe.close();
+            thread.join(5000);
+            C.close(call1);
+            C.close(call2);
+        }
     }
 
     @Test
