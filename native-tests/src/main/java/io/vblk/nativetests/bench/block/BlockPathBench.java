@@ -1,0 +1,134 @@
+package io.vblk.nativetests.bench.block;
+
+import io.vblk.block.AioContext;
+import io.vblk.block.BlockNode;
+import io.vblk.block.BlockOptions;
+import io.vblk.block.Coroutine;
+import io.vblk.block.IoVector;
+import io.vblk.block.NativeBuffer;
+import io.vblk.cli.ImageOpener;
+import java.io.File;
+import java.util.concurrent.TimeUnit;
+import java.util.function.IntSupplier;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The generic request path of the block layer (issue 3): 4 KiB reads or writes through
+ * {@link BlockNode#preadv}/{@link BlockNode#pwritev} from {@code depth} coroutines on one I/O
+ * thread, over {@code null} (the layer alone) or over {@code file} with Linux AIO and O_DIRECT on
+ * a 1 MiB file in /var/tmp (the layer plus the AIO engine, as {@code vblk bench --path block -f
+ * file -t none -i native}). Run with
+ * {@code -prof gc}: {@code gc.alloc.rate.norm} is the bytes allocated per request.
+ *
+ * <pre>java ... org.openjdk.jmh.Main BlockPathBench -prof gc</pre>
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+        "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED"})
+public class BlockPathBench {
+    static final int OPS = 32768;   // per invocation: the workers are spawned once per invocation (see the class comment)
+    static final int FILE_BLOCKS = 256;
+
+    @Param({"null", "file"})
+    public String driver;
+
+    @Param({"1", "32"})
+    public int depth;
+
+    @Param({"read", "write"})
+    public String op;
+
+    private AioContext ctx;
+    private BlockNode node;
+    private File file;
+    private NativeBuffer buffers;
+    private Runnable[] workers;
+    private IntSupplier body;
+    private int remaining;          // context thread only
+    private Coroutine waiter;       // context thread only
+
+    @Setup(Level.Trial)
+    public void setup() throws Exception {
+        BlockOptions opts;
+        if (driver.equals("file")) {
+            File tmp = new File("/var/tmp");
+            file = File.createTempFile("vblk-bench", ".img", tmp.isDirectory() ? tmp : null);
+            try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(file, "rw")) {
+                r.write(new byte[FILE_BLOCKS * 4096]);
+            }
+            opts = BlockOptions.parse("driver=file,filename=" + file.getPath() + ",aio=native,cache.direct=on");
+        } else {
+            opts = BlockOptions.parse("driver=null,size=" + FILE_BLOCKS * 4096);
+        }
+        ctx = ImageOpener.startContext("bench-block");
+        node = ImageOpener.openOn(ctx, opts);
+        boolean write = op.equals("write");
+        buffers = NativeBuffer.allocate((long) depth * 4096, 4096);
+        workers = new Runnable[depth];
+        int perWorker = OPS / depth;
+        for (int i = 0; i < depth; i++) {
+            IoVector v = IoVector.of(buffers.address() + 4096L * i, 4096);
+            int first = i;
+            BlockNode n = node;
+            workers[i] = () -> {
+                for (int k = 0; k < perWorker; k++) {
+                    long off = 4096L * ((first + (long) k * depth) % FILE_BLOCKS);
+                    int r = write ? n.pwritev(off, 4096, v, 0) : n.preadv(off, 4096, v, 0);
+                    if (r < 0) {
+                        throw new IllegalStateException(op + ": " + r);
+                    }
+                }
+                if (--remaining == 0) {
+                    waiter.wake();
+                }
+            };
+        }
+        body = () -> {
+            waiter = Coroutine.current();
+            remaining = depth;
+            for (Runnable w : workers) {
+                ctx.spawn(w);
+            }
+            while (remaining > 0) {
+                Coroutine.park();
+            }
+            return 0;
+        };
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(OPS)
+    public int requests() {
+        return ctx.run(body);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        if (node != null) {
+            ctx.run(() -> {
+                node.closeWithoutFlush();
+                return 0;
+            });
+        }
+        if (ctx != null) ctx.close();
+        if (buffers != null) buffers.close();
+        if (file != null && !file.delete()) file.deleteOnExit();
+    }
+}
