@@ -5,12 +5,11 @@ import io.vblk.aio.LinuxAio;
 import io.vblk.aio.Native;
 import io.vblk.aio.Syscalls;
 import io.vblk.block.AioContext;
-import io.vblk.block.Coroutine;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
+import io.vblk.nativetests.bench.FanOut;
 import java.io.File;
 import java.util.concurrent.TimeUnit;
-import java.util.function.IntSupplier;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -55,10 +54,7 @@ public class AioSubmitReapBench {
     private int fd = -1;
     private NativeBuffer buffers;
     private IoVector[] iovs;
-    private Runnable[] workers;
-    private IntSupplier body;
-    private int remaining;          // context thread only
-    private Coroutine waiter;       // context thread only
+    private FanOut fanOut;
 
     @Setup(Level.Trial)
     public void setup() throws Exception {
@@ -80,43 +76,18 @@ public class AioSubmitReapBench {
         aio = e[0];
         buffers = NativeBuffer.allocate((long) depth * 4096, 4096);
         iovs = new IoVector[depth];
-        workers = new Runnable[depth];
-        int perWorker = OPS / depth;
         for (int i = 0; i < depth; i++) {
-            IoVector v = IoVector.of(buffers.address() + 4096L * i, 4096);
-            iovs[i] = v;
-            int first = i;
-            workers[i] = () -> {
-                int fdl = fd;
-                for (int k = 0; k < perWorker; k++) {
-                    long off = 4096L * ((first + (long) k * depth) % FILE_BLOCKS);
-                    int r = aio.preadv(fdl, off, v, 0, 4096, 0);
-                    if (r < 0) {
-                        throw new IllegalStateException("preadv: " + r);
-                    }
-                }
-                if (--remaining == 0) {
-                    waiter.wake();
-                }
-            };
+            iovs[i] = IoVector.of(buffers.address() + 4096L * i, 4096);
         }
-        body = () -> {
-            waiter = Coroutine.current();
-            remaining = depth;
-            for (Runnable w : workers) {
-                ctx.spawn(w);
-            }
-            while (remaining > 0) {
-                Coroutine.park();
-            }
-            return 0;
-        };
+        int d = depth, f = fd;
+        fanOut = new FanOut(ctx, depth, OPS,
+                (w, k) -> aio.preadv(f, 4096L * ((w + (long) k * d) % FILE_BLOCKS), iovs[w], 0, 4096, 0));
     }
 
     @Benchmark
     @OperationsPerInvocation(OPS)
     public int submitReap() {
-        return ctx.run(body);
+        return fanOut.run();
     }
 
     @TearDown(Level.Trial)
