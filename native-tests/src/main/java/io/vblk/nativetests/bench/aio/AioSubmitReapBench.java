@@ -8,22 +8,16 @@ import io.vblk.block.AioContext;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
 import io.vblk.nativetests.bench.FanOut;
+import io.vblk.nativetests.bench.JmhDefaults;
 import java.io.File;
-import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Submit+reap cost of the {@link LinuxAio} engine alone: 4 KiB preadv requests against a file on
@@ -35,13 +29,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * <pre>java -cp ... org.openjdk.jmh.Main AioSubmitReapBench -prof gc</pre>
  */
 @State(Scope.Benchmark)
-@BenchmarkMode(Mode.Throughput)
-@OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-        "--add-exports", "java.base/jdk.internal.vm=ALL-UNNAMED"})
-public class AioSubmitReapBench {
+public class AioSubmitReapBench extends JmhDefaults {
     static final int OPS = 1024;
     static final int FILE_BLOCKS = 256;
 
