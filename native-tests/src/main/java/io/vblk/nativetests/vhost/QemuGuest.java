@@ -23,6 +23,8 @@ public final class QemuGuest {
 
     public static final Path CACHE = Path.of(System.getProperty("vblk.e2e.cache", "/tmp/vblk-e2e-cache"));
     static final long DISK = 128L << 20;
+    /** Reconnect mode: the host writes 512 bytes of 'S' here to end the guest's repeated T4 (100 MiB, untouched by T1-T7). */
+    static final long STOP_SECTOR = (100L << 20) / 512;
     static final String[] MODULES = {"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk"};
 
     /** What the guest writes: offset, length of pattern.bin's first bytes. Replayed with qemu-io for the expected image. */
@@ -159,11 +161,14 @@ public final class QemuGuest {
                 dd if=/pattern.bin of=/dev/vda bs=4k count=1 seek=%d oflag=direct 2>/dev/null || fail T3-last
                 [ "$(dd if=/dev/vda bs=4k skip=%d count=1 iflag=direct 2>/dev/null | md5sum)" = "$(dd if=/pattern.bin bs=4k count=1 2>/dev/null | md5sum)" ] || fail T3-last-read
                 if dd if=/pattern.bin of=/dev/vda bs=4k count=1 seek=%d oflag=direct 2>/dev/null; then fail T3-past-end; fi
-                # T4: 4 concurrent writers of 1 MiB (4k O_DIRECT writes); in reconnect mode repeated while the backend is killed
-                R=1; grep -q vblk_reconnect /proc/cmdline && R=6 && echo "E2E-T4-BEGIN"
+                # T4: 4 concurrent writers of 1 MiB (4k O_DIRECT writes). In reconnect mode the round repeats (each region
+                # written by 4 writers at once, the same bytes, so the order does not matter) while the host kills the
+                # backend, until the host writes the stop mark (512 bytes of 'S' at sector %4$d) or 40 rounds have run
+                R=1; W="0 1 2 3"; grep -q vblk_reconnect /proc/cmdline && R=40 && W="0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3" && echo "E2E-T4-BEGIN"
                 for r in $(seq $R); do
-                for k in 0 1 2 3; do dd if=/pattern.bin of=/dev/vda bs=4k count=256 seek=$((8192 + k * 256)) oflag=direct 2>/dev/null || echo "E2E-CHECK FAIL: T4-write-$k" & done
+                for k in $W; do dd if=/pattern.bin of=/dev/vda bs=4k count=256 seek=$((8192 + k * 256)) oflag=direct 2>/dev/null || echo "E2E-CHECK FAIL: T4-write-$k" & done
                 wait
+                [ $R -gt 1 ] && [ "$(dd if=/dev/vda bs=512 skip=%4$d count=1 iflag=direct 2>/dev/null | head -c 4)" = "SSSS" ] && break
                 done
                 [ $R -gt 1 ] && echo "E2E-T4-END"
                 for k in 32 33 34 35; do [ "$(dd if=/dev/vda bs=1M skip=$k count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$P" ] || fail T4-$k; done
@@ -179,7 +184,7 @@ public final class QemuGuest {
                 dmesg | grep -i -E 'blk_update_request|I/O error|virtio' | grep -i -E 'error|not a head' && fail dmesg-io-error
                 if [ -z "$FAIL" ]; then echo "E2E-RESULT: PASS"; else echo "E2E-RESULT: FAIL$FAIL"; fi
                 poweroff -f
-                """.formatted(lastBlock, lastBlock, lastBlock + 1);
+                """.formatted(lastBlock, lastBlock, lastBlock + 1, STOP_SECTOR);
     }
 
     /** Writes what the guest will write into {@code image} with qemu-io. */
