@@ -244,28 +244,20 @@ def case_paired(a, d):
     comps = [("block / aio", "block", "aio", 0.97, "file"), ("virtio / block", "virtio", "block", 0.98, "raw")]
     cases = [(c, w) for c in comps for w in (False, True)
              if not a.pcases or f"{c[1]}-{'write' if w else 'read'}" in a.pcases.split(",")]
-    res = {k: ([], [], []) for k in cases}   # A runs, B runs, paired ratios
+    res = {k: ([], []) for k in cases}   # A runs, B runs
     for i in range(a.rounds):
         for j, (c, w) in enumerate(cases[i % len(cases):] + cases[:i % len(cases)]):   # rotate the case order
-            A, B, R = res[(c, w)]
             args = ["-f", c[4]] + base + (["-w"] if w else [])
-            first_a = (i + j) % 2 == 0                                                      # alternate who runs first
-            x = y = None
-            for who in (("a", "b") if first_a else ("b", "a")):
-                r = vblk_bench(args + ["--path", c[1] if who == "a" else c[2], path])
-                if who == "a":
-                    x = r
-                else:
-                    y = r
-            A.append(x)
-            B.append(y)
-            R.append(x["iops"] / y["iops"])
+            runs = list(zip(res[(c, w)], c[1:3]))
+            for lst, p in (runs if (i + j) % 2 == 0 else runs[::-1]):                    # alternate who runs first
+                lst.append(vblk_bench(args + ["--path", p, path]))
         print(f"<!-- pair {i + 1}/{a.rounds} done -->", flush=True)
     print(f"\n### Paired runs: {a.rounds} back-to-back pairs per case, order alternated\n")
     print(f"    vblk bench -f file|raw {' '.join(base)} [-w] --path A|B {path}   (block / aio: -f file; virtio / block: -f raw)\n")
     print("| case | pairs | A median IOPS | B median IOPS | ratio of medians | median of paired ratios | 90 % interval (bootstrap) | pairs at or above target | A CPU/req (I/O thread) | B CPU/req |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for (c, w), (A, B, R) in res.items():
+    for (c, w), (A, B) in res.items():
+        R = ratios(A, B)
         lo, hi = bootstrap_median_ci(R)
         cpu = lambda xs: statistics.median(x["io_thread_cpu_s"] / x["ops"] * 1e6 for x in xs if x.get("ops"))
         print(f"| {c[0]} {'write' if w else 'read'} (target {c[3]}) | {len(R)} | {med(A, 'iops'):,.0f} | {med(B, 'iops'):,.0f} | "

@@ -11,6 +11,7 @@ import io.vblk.block.NativeBuffer;
 import io.vblk.block.NativeMemory;
 import io.vblk.block.drivers.MemoryDriver;
 import io.vblk.nativetests.Requirements;
+import io.vblk.qcow2.NodeRefDriver;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
@@ -73,7 +74,7 @@ final class ImageFiles implements AutoCloseable {
     }
 
     BlockNode openQcow2(BlockNode mem, String extra) throws BlockException {
-        String opts = "driver=qcow2,file.driver=noderef,file.id=" + io.vblk.qcow2.NodeRefDriver.register(mem) + (extra.isEmpty() ? "" : "," + extra);
+        String opts = "driver=qcow2,file.driver=noderef,file.id=" + NodeRefDriver.register(mem) + (extra.isEmpty() ? "" : "," + extra);
         BlockException[] err = new BlockException[1];
         BlockNode[] out = new BlockNode[1];
         ctx.run(() -> {

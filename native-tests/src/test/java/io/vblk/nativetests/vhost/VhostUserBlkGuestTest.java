@@ -4,9 +4,13 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import io.vblk.nativetests.Requirements;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -192,10 +196,10 @@ class VhostUserBlkGuestTest {
             }
             // end the guest's T4 loop: the backend reads the image with O_DIRECT, and the kernel writes
             // this buffered write back before that read
-            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(image, java.nio.file.StandardOpenOption.WRITE)) {
+            try (FileChannel ch = FileChannel.open(image, StandardOpenOption.WRITE)) {
                 byte[] mark = new byte[512];
-                java.util.Arrays.fill(mark, (byte) 'S');
-                ch.write(java.nio.ByteBuffer.wrap(mark), stopMark);
+                Arrays.fill(mark, (byte) 'S');
+                ch.write(ByteBuffer.wrap(mark), stopMark);
             }
             String out = QemuGuest.finish(q, 120, console);
             assertTrue(out.contains("E2E-RESULT: PASS"), "guest after reconnect:\n" + out + "\n" + story + logsText(logs));

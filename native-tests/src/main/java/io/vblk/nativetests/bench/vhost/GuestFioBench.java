@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -76,6 +77,7 @@ public final class GuestFioBench {
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
+        if ("vblk2".equals(b.only) && b.vblk2Args == null) throw new IllegalArgumentException("--only vblk2 needs --vblk2-args");
         System.exit(b.run() ? 0 : 1);
     }
 
@@ -227,7 +229,7 @@ public final class GuestFioBench {
         if (only != null) return List.of(only);
         List<String> all = new ArrayList<>(List.of("vblk", "qsd"));
         if (vblk2Args != null) all.add(1, "vblk2");
-        java.util.Collections.rotate(all, -((r - 1) % all.size()));
+        Collections.rotate(all, -((r - 1) % all.size()));
         return all;
     }
 
