@@ -24,6 +24,16 @@ public final class AioStats {
     public long polledReaps;
     /** Reaps that found at least one completion. */
     public long reaps;
+    /**
+     * Turnarounds: spans from a reap that found completions to the start of the next io_submit
+     * that the kernel accepted, i.e. the I/O thread's work between a batch's completions and the
+     * submission of the requests they let start (the kernel's own submission work is not in it). Spans over {@link #MAX_TURNAROUND_NANOS} (an idle loop, not work)
+     * are not counted.
+     */
+    public long turnarounds;
+    /** Total nanoseconds of the counted turnarounds. */
+    public long turnaroundNanos;
+    public static final long MAX_TURNAROUND_NANOS = 10_000_000;
 
     public double iocbsPerSubmit() {
         return ioSubmitCalls == 0 ? 0 : (double) iocbsSubmitted / ioSubmitCalls;
@@ -31,6 +41,28 @@ public final class AioStats {
 
     public double completionsPerReap() {
         return reaps == 0 ? 0 : (double) (ringCompletions + syscallCompletions) / reaps;
+    }
+
+    /** Mean turnaround in microseconds (0 when none was counted). */
+    public double meanTurnaroundMicros() {
+        return turnarounds == 0 ? 0 : turnaroundNanos / 1e3 / turnarounds;
+    }
+
+    /** The counts since {@code earlier}, a snapshot of the same engine. */
+    public AioStats minus(AioStats earlier) {
+        AioStats d = new AioStats();
+        d.ioSubmitCalls = ioSubmitCalls - earlier.ioSubmitCalls;
+        d.iocbsSubmitted = iocbsSubmitted - earlier.iocbsSubmitted;
+        d.eagain = eagain - earlier.eagain;
+        d.submitErrors = submitErrors - earlier.submitErrors;
+        d.ringCompletions = ringCompletions - earlier.ringCompletions;
+        d.syscallCompletions = syscallCompletions - earlier.syscallCompletions;
+        d.eventfdWakeups = eventfdWakeups - earlier.eventfdWakeups;
+        d.reaps = reaps - earlier.reaps;
+        d.polledReaps = polledReaps - earlier.polledReaps;
+        d.turnarounds = turnarounds - earlier.turnarounds;
+        d.turnaroundNanos = turnaroundNanos - earlier.turnaroundNanos;
+        return d;
     }
 
     public AioStats snapshot() {
@@ -44,6 +76,8 @@ public final class AioStats {
         s.eventfdWakeups = eventfdWakeups;
         s.reaps = reaps;
         s.polledReaps = polledReaps;
+        s.turnarounds = turnarounds;
+        s.turnaroundNanos = turnaroundNanos;
         return s;
     }
 
@@ -51,6 +85,6 @@ public final class AioStats {
     public String toString() {
         return "AioStats[io_submit=" + ioSubmitCalls + ", iocbs=" + iocbsSubmitted + ", eagain=" + eagain
                 + ", submitErrors=" + submitErrors + ", ring=" + ringCompletions + ", syscall=" + syscallCompletions
-                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + ", polledReaps=" + polledReaps + "]";
+                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + ", polledReaps=" + polledReaps + ", turnarounds=" + turnarounds + ", turnaroundNanos=" + turnaroundNanos + "]";
     }
 }

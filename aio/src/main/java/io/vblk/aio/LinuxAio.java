@@ -69,6 +69,7 @@ public final class LinuxAio {
     private boolean reapAfterSubmit = true;
     private boolean userSpaceReap = true;
     private boolean closed;
+    private long reapedAt; // System.nanoTime() of the first reap since the last io_submit that found completions, 0 if none
 
     /** The engine of {@code ctx}, created on first use with the defaults (aio_get_linux_aio). Context thread. */
     public static LinuxAio of(AioContext ctx) {
@@ -328,6 +329,7 @@ public final class LinuxAio {
                 NativeMemory.putLongLE(ptrs + 8L * len, p.iocb);
                 len++;
             }
+            long submitAt = reapedAt != 0 ? System.nanoTime() : 0;
             long ret = Native.ret(HotSyscalls.INSTANCE.syscall(Syscalls.IO_SUBMIT, ctxId, len, ptrs));
             stats.ioSubmitCalls++;
             if (ret == -Errno.EAGAIN) {
@@ -344,6 +346,14 @@ public final class LinuxAio {
             for (int i = 0; i < ret; i++) {
                 AioRequest h = dequeue();
                 inFlightById[h.id] = true;
+            }
+            if (submitAt != 0 && ret > 0) {
+                long span = submitAt - reapedAt;
+                reapedAt = 0;
+                if (span <= AioStats.MAX_TURNAROUND_NANOS) {
+                    stats.turnarounds++;
+                    stats.turnaroundNanos += span;
+                }
             }
             inFlight += (int) ret;
             stats.iocbsSubmitted += ret;
@@ -389,6 +399,7 @@ public final class LinuxAio {
                     return;
                 }
                 int head = ring.head();
+                markReaped();
                 for (int i = 0; i < n; i++) {
                     complete(ring.event(head + i));
                 }
@@ -411,6 +422,7 @@ public final class LinuxAio {
             if (n <= 0) {
                 return;
             }
+            markReaped();
             for (int i = 0; i < n; i++) {
                 complete(ev + (long) i * Iocb.EVENT_SIZE);
             }
@@ -419,6 +431,13 @@ public final class LinuxAio {
             if (n < maxEvents) {
                 return;
             }
+        }
+    }
+
+    /** Opens a turnaround ({@link AioStats#turnarounds}) unless one is open: two clock reads per batch, not per request. */
+    private void markReaped() {
+        if (reapedAt == 0) {
+            reapedAt = System.nanoTime();
         }
     }
 

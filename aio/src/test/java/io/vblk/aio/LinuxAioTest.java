@@ -83,6 +83,32 @@ class LinuxAioTest {
     }
 
     @Test
+    void anIoSubmitAfterAReapCountsOneTurnaround() throws Exception {
+        Path f = AioTestSupport.patternFile(dir, "t.img", 16 * 4096);
+        BlockNode node = AioTestSupport.open(f, "cache.direct=on,aio=native");
+        try (NativeBuffer buf = NativeBuffer.allocate(4096, 4096)) {
+            AioStats before = engine().stats().snapshot();
+            // eight reads one after another in one coroutine: each after the first is submitted
+            // right after the previous one's reap, on the I/O thread
+            int r = ctx.run(() -> {
+                for (int i = 0; i < 8; i++) {
+                    int ret = node.preadv(4096L * i, 4096, buf.asIoVector(0, 4096), 0);
+                    if (ret < 0) return ret;
+                }
+                return 0;
+            });
+            assertEquals(0, r);
+            AioStats d = engine().stats().snapshot().minus(before);
+            assertEquals(8, d.iocbsSubmitted, d.toString());
+            // 7 spans between the reads, and perhaps one that the set-up's last reap opened
+            assertTrue(d.turnarounds >= 7 && d.turnarounds <= 8, "turnarounds: " + d);
+            assertTrue(d.meanTurnaroundMicros() > 0 && d.meanTurnaroundMicros() * 1e3 <= AioStats.MAX_TURNAROUND_NANOS, d.toString());
+        } finally {
+            ctx.run(node::close);
+        }
+    }
+
+    @Test
     void requestsOfOneDeferredSectionGoOutInOneIoSubmit() throws Exception {
         Path f = AioTestSupport.patternFile(dir, "b.img", 64 * 4096);
         BlockNode node = AioTestSupport.open(f, "cache.direct=on,aio=native");

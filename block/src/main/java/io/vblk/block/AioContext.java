@@ -521,6 +521,12 @@ public final class AioContext implements AutoCloseable {
     /** One loop iteration (aio_poll): run ready tasks and due timers, then wait for events if idle. */
     public void iterate(boolean blocking) {
         boolean progress = runTasks();
+        if (progress && !localTasks.isEmpty()) {
+            // Tasks that the tasks just run queued for this thread (an in-process guest's kick from
+            // its interrupt handler, which the device turns into a queue pass) run now: polling
+            // first would put a system call between a batch's completions and its io_submit.
+            runTasks();
+        }
         long now = System.nanoTime();
         while (!timers.isEmpty() && timers.peek().deadline <= now) {
             Timer t = timers.poll();

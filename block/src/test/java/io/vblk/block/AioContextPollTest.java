@@ -34,6 +34,43 @@ class AioContextPollTest {
         }
     }
 
+    /** A poller that counts its calls, around the one that parks. */
+    private static final class CountingPoller implements Poller {
+        final ParkingPoller inner = new ParkingPoller();
+        final AtomicInteger polls = new AtomicInteger();
+
+        @Override public void register(int fd, Runnable onReadable) { inner.register(fd, onReadable); }
+        @Override public void unregister(int fd) { inner.unregister(fd); }
+        @Override public boolean supportsFds() { return false; }
+        @Override public void poll(long timeoutNanos) { polls.incrementAndGet(); inner.poll(timeoutNanos); }
+        @Override public void wakeup() { inner.wakeup(); }
+        @Override public void close() { inner.close(); }
+    }
+
+    /**
+     * A task that a deferred function queues at the end of a task section (an in-process guest,
+     * kicking from the interrupt handler that the device defers to the end of its completions)
+     * runs before the loop polls again: no poll between a batch's completions and the queue pass
+     * they lead to.
+     */
+    @Test
+    void aTaskQueuedAtTheEndOfATaskSectionRunsBeforeTheNextPoll() throws Exception {
+        CountingPoller poller = new CountingPoller();
+        try (AioContext ctx = AioContext.start("chain", poller)) {
+            int[] pollsAt = new int[2];
+            CountDownLatch done = new CountDownLatch(1);
+            ctx.execute(() -> {
+                pollsAt[0] = poller.polls.get();
+                ctx.defer(() -> ctx.execute(() -> {
+                    pollsAt[1] = poller.polls.get();
+                    done.countDown();
+                }));
+            });
+            assertTrue(done.await(10, TimeUnit.SECONDS));
+            assertEquals(pollsAt[0], pollsAt[1], "the queued task ran in the same loop iteration, before any poll");
+        }
+    }
+
     @Test
     void windowRuleMatchesQemu() {
         long max = 32_768;

@@ -52,7 +52,8 @@ public final class BenchCommand {
                                   them (fio's ramp_time; lets the JIT compile the path)
               --output=json       print seconds, ops, iops, mib_per_s, lat_us {p50,p99,p999}, cpu_s,
                                   io_thread_cpu_s, io_submit_calls, iocbs, iocbs_per_submit,
-                                  completions_per_reap
+                                  completions_per_reap, reap_to_submit_us (mean time from a reap
+                                  that found completions to the next io_submit)
             Exit status: 0 on success, 1 on any error (as qemu-img).
             """;
 
@@ -478,17 +479,7 @@ public final class BenchCommand {
         }
 
         private static AioStats diff(AioStats a, AioStats b) {
-            if (a == null || b == null) return null;
-            AioStats d = new AioStats();
-            d.ioSubmitCalls = b.ioSubmitCalls - a.ioSubmitCalls;
-            d.iocbsSubmitted = b.iocbsSubmitted - a.iocbsSubmitted;
-            d.eagain = b.eagain - a.eagain;
-            d.submitErrors = b.submitErrors - a.submitErrors;
-            d.ringCompletions = b.ringCompletions - a.ringCompletions;
-            d.syscallCompletions = b.syscallCompletions - a.syscallCompletions;
-            d.eventfdWakeups = b.eventfdWakeups - a.eventfdWakeups;
-            d.reaps = b.reaps - a.reaps;
-            return d;
+            return a == null || b == null ? null : b.minus(a);
         }
     }
 
@@ -508,8 +499,8 @@ public final class BenchCommand {
         sb.append("\"io_submit_calls\": ").append(a == null ? 0 : a.ioSubmitCalls);
         sb.append(", \"iocbs\": ").append(a == null ? 0 : a.iocbsSubmitted);
         if (a != null) {
-            sb.append(String.format(Locale.ROOT, ", \"iocbs_per_submit\": %.3f, \"completions_per_reap\": %.3f",
-                    a.iocbsPerSubmit(), a.completionsPerReap()));
+            sb.append(String.format(Locale.ROOT, ", \"iocbs_per_submit\": %.3f, \"completions_per_reap\": %.3f, \"reap_to_submit_us\": %.2f",
+                    a.iocbsPerSubmit(), a.completionsPerReap(), a.meanTurnaroundMicros()));
         }
         sb.append(String.format(Locale.ROOT, ", \"rw\": \"%s\", \"bs\": %d, \"depth\": %d, \"path\": \"%s\"",
                 cfg.write() ? "write" : "read", cfg.size(), cfg.depth(), cfg.path()));

@@ -42,6 +42,7 @@ final class QueueWorker {
     private final ArrayDeque<BlkRequest> pool = new ArrayDeque<>();
     final ArrayDeque<BlkRequest> held = new ArrayDeque<>(); // stopped by werror/rerror=stop, retried on resume
     private final BlkRequest[] mrb = new BlkRequest[MAX_MERGE_REQS];
+    private final long[] mrbSector = new long[MAX_MERGE_REQS]; // mrb[i].sector, so that sorting reads one array
     private int mrbCount;
     private boolean mrbWrite;
     boolean started;
@@ -196,10 +197,18 @@ final class QueueWorker {
         requests++;
         inFlight++;
         if (requests % LATENCY_SAMPLE == 0) r.poppedAt = System.nanoTime();
-        in.copyToArray(0, r.scratch, 0, VIRTIO_BLK_HDR_SIZE); // the header wherever the descriptors split it
-        int type = (int) I32.get(r.scratch, 0) & ~VIRTIO_BLK_T_BARRIER;
+        int type;
+        if (in.length(0) >= VIRTIO_BLK_HDR_SIZE) { // the header in one descriptor (Linux's layout): read in place
+            long h = in.address(0);
+            type = NativeMemory.getIntLE(h);
+            r.sector = NativeMemory.getLongLE(h + 8);
+        } else { // wherever the descriptors split it
+            in.copyToArray(0, r.scratch, 0, VIRTIO_BLK_HDR_SIZE);
+            type = (int) I32.get(r.scratch, 0);
+            r.sector = (long) I64.get(r.scratch, 8);
+        }
+        type &= ~VIRTIO_BLK_T_BARRIER;
         r.type = type;
-        r.sector = (long) I64.get(r.scratch, 8);
         int last = out.count() - 1;
         r.statusAddr = out.address(last) + out.length(last) - 1;
         r.dataWritable = (int) (out.size() - 1);
@@ -255,6 +264,7 @@ final class QueueWorker {
             submitMultireq();
         }
         mrbWrite = write;
+        mrbSector[mrbCount] = r.sector;
         mrb[mrbCount++] = r;
     }
 
@@ -271,14 +281,18 @@ final class QueueWorker {
             mrb[0] = null;
             return;
         }
+        long[] sec = mrbSector;
         for (int i = 1; i < n; i++) { // insertion sort: n <= 32, no allocation
             BlkRequest x = mrb[i];
+            long xs = sec[i];
             int j = i - 1;
-            while (j >= 0 && mrb[j].sector > x.sector) {
+            while (j >= 0 && sec[j] > xs) {
                 mrb[j + 1] = mrb[j];
+                sec[j + 1] = sec[j];
                 j--;
             }
             mrb[j + 1] = x;
+            sec[j + 1] = xs;
         }
         long maxTransfer = dev.maxTransfer();
         int maxIov = dev.maxIov();
