@@ -254,15 +254,16 @@ def case_paired(a, d):
         print(f"<!-- pair {i + 1}/{a.rounds} done -->", flush=True)
     print(f"\n### Paired runs: {a.rounds} back-to-back pairs per case, order alternated\n")
     print(f"    vblk bench -f file|raw {' '.join(base)} [-w] --path A|B {path}   (block / aio: -f file; virtio / block: -f raw)\n")
-    print("| case | pairs | A median IOPS | B median IOPS | ratio of medians | median of paired ratios | 90 % interval (bootstrap) | pairs at or above target | A CPU/req (I/O thread) | B CPU/req |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | pairs | A median IOPS | B median IOPS | ratio of medians | median of paired ratios | 90 % interval (bootstrap) | pairs at or above target | A CPU/req (I/O thread) | B CPU/req | A reap to submit | B reap to submit |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (c, w), (A, B) in res.items():
         R = ratios(A, B)
         lo, hi = bootstrap_median_ci(R)
         cpu = lambda xs: statistics.median(x["io_thread_cpu_s"] / x["ops"] * 1e6 for x in xs if x.get("ops"))
         print(f"| {c[0]} {'write' if w else 'read'} (target {c[3]}) | {len(R)} | {med(A, 'iops'):,.0f} | {med(B, 'iops'):,.0f} | "
               f"{med(A, 'iops') / med(B, 'iops'):.3f} | {statistics.median(R):.3f} | {lo:.3f}-{hi:.3f} | "
-              f"{sum(r >= c[3] for r in R)}/{len(R)} | {cpu(A):.2f} us | {cpu(B):.2f} us |")
+              f"{sum(r >= c[3] for r in R)}/{len(R)} | {cpu(A):.2f} us | {cpu(B):.2f} us | "
+              f"{med(A, 'reap_to_submit_us'):.1f} us | {med(B, 'reap_to_submit_us'):.1f} us |")
     sys.stdout.flush()
 
 
