@@ -27,12 +27,13 @@ public final class AioStats {
     /**
      * Turnarounds: spans from a reap that found completions to the start of the next io_submit
      * that the kernel accepted, i.e. the I/O thread's work between a batch's completions and the
-     * submission of the requests they let start (the kernel's own submission work is not in it). Spans over {@link #MAX_TURNAROUND_NANOS} (an idle loop, not work)
-     * are not counted.
+     * submission of the requests they let start (the kernel's own submission work is not in it).
+     * Spans over {@link #MAX_TURNAROUND_NANOS} (an idle loop, not work) are not counted.
      */
     public long turnarounds;
     /** Total nanoseconds of the counted turnarounds. */
     public long turnaroundNanos;
+    /** The longest span counted as a turnaround: 10 ms. */
     public static final long MAX_TURNAROUND_NANOS = 10_000_000;
 
     public double iocbsPerSubmit() {
@@ -85,6 +86,7 @@ public final class AioStats {
     public String toString() {
         return "AioStats[io_submit=" + ioSubmitCalls + ", iocbs=" + iocbsSubmitted + ", eagain=" + eagain
                 + ", submitErrors=" + submitErrors + ", ring=" + ringCompletions + ", syscall=" + syscallCompletions
-                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + ", polledReaps=" + polledReaps + ", turnarounds=" + turnarounds + ", turnaroundNanos=" + turnaroundNanos + "]";
+                + ", eventfd=" + eventfdWakeups + ", reaps=" + reaps + ", polledReaps=" + polledReaps
+                + ", turnarounds=" + turnarounds + ", turnaroundNanos=" + turnaroundNanos + "]";
     }
 }

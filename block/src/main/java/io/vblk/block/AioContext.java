@@ -522,9 +522,10 @@ public final class AioContext implements AutoCloseable {
     public void iterate(boolean blocking) {
         boolean progress = runTasks();
         if (progress && !localTasks.isEmpty()) {
-            // Tasks that the tasks just run queued for this thread (an in-process guest's kick from
-            // its interrupt handler, which the device turns into a queue pass) run now: polling
-            // first would put a system call between a batch's completions and its io_submit.
+            // Tasks that the section's deferred functions queued at its end (an in-process guest's
+            // kick from the interrupt that the device defers to the end of its completions, which
+            // becomes a queue pass) run now; tasks queued by tasks already ran in the loop above.
+            // Polling first would put a system call between a batch's completions and its io_submit.
             runTasks();
         }
         long now = System.nanoTime();
