@@ -51,7 +51,6 @@ public final class VirtioBenchPath implements BenchPath {
     private final long[] segGpa = new long[GuestQueue.MAX_SEGMENTS];
     private final int[] segLen = new int[GuestQueue.MAX_SEGMENTS];
     private boolean inInterrupt;  // onInterrupt is running: requests it starts share one kick at its end
-    private boolean kickOwed;
 
     private VirtioBenchPath(AioContext ctx, BlockNode node, boolean nativeAio) throws BlockException {
         this.ctx = ctx;
@@ -135,10 +134,8 @@ public final class VirtioBenchPath implements BenchPath {
                 segGpa, segLen, n, Layout.DIRECT);
         if (head < 0) return -Errno.EAGAIN;
         callback[head] = done;
-        if (inInterrupt) {
-            kickOwed = true; // one kick when the handler has added all it will (blk-mq's commit_rqs)
-        } else {
-            q.kick();
+        if (!inInterrupt) {
+            q.kick(); // from the handler: one kick at its end for all it added (blk-mq's commit_rqs)
         }
         return 0;
     }
@@ -190,10 +187,7 @@ public final class VirtioBenchPath implements BenchPath {
             reapUsed();
         } finally {
             inInterrupt = false;
-            if (kickOwed) {
-                kickOwed = false;
-                q.kick();
-            }
+            q.kick(); // decides from avail.idx itself: no kick when the handler added nothing
         }
     }
 

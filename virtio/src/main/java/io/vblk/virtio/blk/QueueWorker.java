@@ -42,7 +42,6 @@ final class QueueWorker {
     private final ArrayDeque<BlkRequest> pool = new ArrayDeque<>();
     final ArrayDeque<BlkRequest> held = new ArrayDeque<>(); // stopped by werror/rerror=stop, retried on resume
     private final BlkRequest[] mrb = new BlkRequest[MAX_MERGE_REQS];
-    private final long[] mrbSector = new long[MAX_MERGE_REQS]; // mrb[i].sector, so that sorting reads one array
     private int mrbCount;
     private boolean mrbWrite;
     boolean started;
@@ -264,7 +263,6 @@ final class QueueWorker {
             submitMultireq();
         }
         mrbWrite = write;
-        mrbSector[mrbCount] = r.sector;
         mrb[mrbCount++] = r;
     }
 
@@ -281,18 +279,14 @@ final class QueueWorker {
             mrb[0] = null;
             return;
         }
-        long[] sec = mrbSector;
         for (int i = 1; i < n; i++) { // insertion sort: n <= 32, no allocation
             BlkRequest x = mrb[i];
-            long xs = sec[i];
             int j = i - 1;
-            while (j >= 0 && sec[j] > xs) {
+            while (j >= 0 && mrb[j].sector > x.sector) {
                 mrb[j + 1] = mrb[j];
-                sec[j + 1] = sec[j];
                 j--;
             }
             mrb[j + 1] = x;
-            sec[j + 1] = xs;
         }
         long maxTransfer = dev.maxTransfer();
         int maxIov = dev.maxIov();

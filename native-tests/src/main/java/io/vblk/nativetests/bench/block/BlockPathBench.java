@@ -9,6 +9,7 @@ import io.vblk.cli.ImageOpener;
 import io.vblk.nativetests.bench.FanOut;
 import io.vblk.nativetests.bench.JmhDefaults;
 import java.io.File;
+import java.io.RandomAccessFile;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
@@ -56,7 +57,7 @@ public class BlockPathBench extends JmhDefaults {
         if (driver.equals("file")) {
             File tmp = new File("/var/tmp");
             file = File.createTempFile("vblk-bench", ".img", tmp.isDirectory() ? tmp : null);
-            try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(file, "rw")) {
+            try (RandomAccessFile r = new RandomAccessFile(file, "rw")) {
                 r.write(new byte[FILE_BLOCKS * 4096]);
             }
             opts = BlockOptions.parse("driver=file,filename=" + file.getPath() + ",aio=native,cache.direct=on");
