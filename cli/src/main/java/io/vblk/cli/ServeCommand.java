@@ -34,7 +34,7 @@ public final class ServeCommand {
     static final String USAGE = """
             usage: vblk serve [-f fmt] --socket PATH [--num-queues N] [--read-only] [--serial S]
                               [--logical-block-size N] [--poll-max-ns NS] [--irq-coalesce-ns NS]
-                              [--irq-coalesce-max N] [-t cache] FILE
+                              [--irq-coalesce-max N] [--kick-hold-ns NS] [-t cache] FILE
             Serves FILE as a vhost-user-blk device on the unix socket PATH (exits on SIGTERM/SIGINT).
               -f fmt                  raw or qcow2 (default: probe the file)
               -t cache                none, writeback (default), writethrough, directsync, unsafe
@@ -47,7 +47,10 @@ public final class ServeCommand {
                                       32768, 0 = never poll)
               --irq-coalesce-ns NS    hold a queue's interrupt up to NS while other requests are
                                       in flight (default 0: signal every batch, as QEMU)
-              --irq-coalesce-max N    completions that end that wait early (default 32)""";
+              --irq-coalesce-max N    completions that end that wait early (default 32)
+              --kick-hold-ns NS       while a queue has requests in flight, ask the guest not to
+                                      kick and look at the ring at each completion, for at most
+                                      NS at a time (default 0: kicks as QEMU)""";
 
     /** Entry point for running the backend without the CLI dispatcher (tests start it as a process). */
     public static void main(String[] args) {
@@ -82,6 +85,7 @@ public final class ServeCommand {
                     case "--poll-max-ns" -> pollMaxNs = Long.parseLong(v);
                     case "--irq-coalesce-ns" -> cfg.irqCoalesceNs = Long.parseLong(v);
                     case "--irq-coalesce-max" -> cfg.irqCoalesceMax = Integer.parseInt(v);
+                    case "--kick-hold-ns" -> cfg.kickHoldNs = Long.parseLong(v);
                     case "-f" -> fmt = v;
                     case "-t" -> cache = v;
                     default -> throw new IllegalArgumentException("unexpected argument '" + a + "'");
@@ -104,6 +108,7 @@ public final class ServeCommand {
         if (pollMaxNs < 0) { err.println("vblk serve: --poll-max-ns must not be negative"); return 1; }
         if (cfg.irqCoalesceNs < 0) { err.println("vblk serve: --irq-coalesce-ns must not be negative"); return 1; }
         if (cfg.irqCoalesceMax < 1) { err.println("vblk serve: --irq-coalesce-max must be at least 1"); return 1; }
+        if (cfg.kickHoldNs < 0) { err.println("vblk serve: --kick-hold-ns must not be negative"); return 1; }
         cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);
         try {
             return serve(Path.of(socket), Path.of(file), fmt, cache, cfg, pollMaxNs, err);

@@ -44,6 +44,10 @@ class ServeCommandTest {
         var count = serve("--socket", dir.resolve("s").toString(), "--irq-coalesce-ns", "1000", "--irq-coalesce-max", "0", "f");
         assertEquals(1, count.rc());
         assertTrue(count.err().contains("--irq-coalesce-max must be at least 1"), count.err());
+        assertTrue(h.out().contains("--kick-hold-ns NS"));
+        var hold = serve("--socket", dir.resolve("s").toString(), "--kick-hold-ns", "-1", "f");
+        assertEquals(1, hold.rc());
+        assertTrue(hold.err().contains("--kick-hold-ns must not be negative"), hold.err());
         Run missing = serve("--socket", dir.resolve("s").toString(), dir.resolve("missing.raw").toString());
         assertEquals(1, missing.rc());
         assertTrue(missing.err().contains("No such file"), missing.err());

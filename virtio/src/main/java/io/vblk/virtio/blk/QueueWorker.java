@@ -52,6 +52,10 @@ final class QueueWorker {
     private final long coalesceNs;        // VirtioBlkConfig.irqCoalesceNs (0: signal at each section's end)
     private final int coalesceMax;
     private final AioContext.Timer coalesceTimer; // ends a coalescing window; null when coalescing is off
+    private final long kickHoldNs;        // VirtioBlkConfig.kickHoldNs (0: notifications back on after each pass)
+    private final AioContext.Timer kickHoldTimer; // ends a hold; null when holding is off
+    private boolean kicksHeld;            // notifications left off after a pass because requests are in flight
+    private boolean pollActive;           // between pollBegin and pollEnd: the poll loop owns the notification state
     private final Runnable processTask = this::process;
     private final AtomicBoolean kickPending = new AtomicBoolean(); // any thread
 
@@ -72,8 +76,13 @@ final class QueueWorker {
         this.coalesceNs = dev.cfg.irqCoalesceNs;
         this.coalesceMax = dev.cfg.irqCoalesceMax;
         this.coalesceTimer = coalesceNs > 0 ? ctx.newTimer(this::signal) : null;
+        this.kickHoldNs = dev.cfg.kickHoldNs;
+        this.kickHoldTimer = kickHoldNs > 0 ? ctx.newTimer(this::endHold) : null;
         this.notifyTask = () -> {
             notifyScheduled = false;
+            if (kicksHeld && (inFlight == 0 || vq.pending() != 0)) {
+                kick(); // the driver did not kick for what it added: a pass looks, and re-arms if idle
+            }
             if (coalesceNs > 0 && inFlight > 0 && vq.unsignalled() < coalesceMax) {
                 coalesceTimer.arm(coalesceNs); // more completions are coming: hold the signal
                 return;
@@ -104,12 +113,14 @@ final class QueueWorker {
 
         @Override
         public void pollBegin() {
+            pollActive = true;
             if (started) vq.disableNotification();
         }
 
         @Override
         public void pollEnd() {
-            if (started) vq.enableNotification();
+            pollActive = false;
+            if (started && !holdKicks()) vq.enableNotification();
         }
     };
     private boolean polling; // the poll source is registered
@@ -123,6 +134,8 @@ final class QueueWorker {
         } else if (!on && polling) {
             ctx.removePollSource(pollSource);
             polling = false;
+            pollActive = false;
+            kicksHeld = false;
             vq.enableNotification();
         }
     }
@@ -142,7 +155,7 @@ final class QueueWorker {
         kicks++;
         // While the thread busy-polls, notifications stay off and are not toggled here (QEMU's
         // suppress_notifications test in virtio_blk_handle_vq).
-        boolean toggle = vq.notificationEnabled();
+        boolean toggle = !pollActive;
         ctx.deferBegin();
         try {
             outer:
@@ -166,7 +179,7 @@ final class QueueWorker {
                         break outer;
                     }
                 }
-            } while (toggle && !vq.enableNotification());
+            } while (toggle && !holdKicks() && !vq.enableNotification());
             submitMultireq();
         } catch (Throwable t) {
             LOG.log(Level.SEVERE, "queue " + vq.index() + " failed", t);
@@ -174,6 +187,29 @@ final class QueueWorker {
         } finally {
             ctx.deferEnd();
         }
+    }
+
+    /**
+     * Whether notifications stay off after a pass (kick holding: requests are in flight, and their
+     * completions will look at the ring). Starts the hold's time bound when it begins.
+     */
+    private boolean holdKicks() {
+        if (kickHoldNs == 0 || inFlight == 0) {
+            kicksHeld = false;
+            return false;
+        }
+        if (!kicksHeld) {
+            kicksHeld = true;
+            kickHoldTimer.arm(kickHoldNs);
+        }
+        return true;
+    }
+
+    /** A hold reached its time bound: notifications back on, and one more look at the ring. */
+    private void endHold() {
+        if (!kicksHeld) return;
+        kicksHeld = false;
+        if (started && !pollActive && !vq.enableNotification()) kick();
     }
 
     private BlkRequest obtain() {

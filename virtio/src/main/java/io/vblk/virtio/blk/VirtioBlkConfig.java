@@ -43,6 +43,15 @@ public final class VirtioBlkConfig {
     public long irqCoalesceNs;
     /** Completions that end an interrupt-coalescing window early. */
     public int irqCoalesceMax = 32;
+    /**
+     * Kick holding, off (0) by default. While a queue has requests in flight the device leaves the
+     * driver's notifications off (EVENT_IDX's avail_event is not advanced, or NO_NOTIFY stays set)
+     * and looks at the avail ring itself whenever completions arrive, so a driver that adds
+     * requests one at a time does not exit to notify for each. A request added while kicks are
+     * held waits for the next completion, or at most this many nanoseconds, after which
+     * notifications are turned back on. When nothing is in flight they are on as usual.
+     */
+    public long kickHoldNs;
     public ErrorPolicy rerror = ErrorPolicy.REPORT;
     public ErrorPolicy werror = ErrorPolicy.ENOSPC;
     public MalformedChainPolicy malformedChains = MalformedChainPolicy.NEEDS_RESET;
@@ -54,5 +63,6 @@ public final class VirtioBlkConfig {
     public VirtioBlkConfig rerror(ErrorPolicy p) { rerror = p; return this; }
     public VirtioBlkConfig werror(ErrorPolicy p) { werror = p; return this; }
     public VirtioBlkConfig irqCoalesce(long ns, int max) { irqCoalesceNs = ns; irqCoalesceMax = max; return this; }
+    public VirtioBlkConfig kickHold(long ns) { kickHoldNs = ns; return this; }
     public VirtioBlkConfig malformedChains(MalformedChainPolicy p) { malformedChains = p; return this; }
 }

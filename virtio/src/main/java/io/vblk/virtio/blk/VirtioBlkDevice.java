@@ -62,6 +62,7 @@ public final class VirtioBlkDevice {
         if (cfg.irqCoalesceNs < 0 || cfg.irqCoalesceMax < 1) {
             throw new IllegalArgumentException("interrupt coalescing needs a time >= 0 and a count >= 1");
         }
+        if (cfg.kickHoldNs < 0) throw new IllegalArgumentException("kick holding needs a time >= 0");
         this.node = node;
         this.cfg = cfg;
         this.readOnly = cfg.readOnly || node.isReadOnly();
