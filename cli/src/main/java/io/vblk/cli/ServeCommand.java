@@ -166,7 +166,8 @@ public final class ServeCommand {
             stop.await();
             VirtioBlkDevice.Stats st = dev.stats();
             log.accept("vblk serve: shutting down (" + st.requests() + " requests, " + st.kicks() + " queue passes of which "
-                    + dev.polledPasses() + " found by polling, " + st.interrupts() + " interrupts, "
+                    + dev.polledPasses() + " found by polling and " + dev.heldPasses() + " at completions with kicks held, "
+                    + st.interrupts() + " interrupts, "
                     + dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ) / 1000 + " us mean pop-to-completion of reads, "
                     + dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.WRITE) / 1000 + " us of writes)");
             return 0;

@@ -61,7 +61,7 @@ final class QueueWorker {
 
     // Statistics, written on the context thread and read racily by VirtioBlkDevice.stats(). Plain
     // fields: a volatile store costs a fence per request, and stats() reads a volatile field first.
-    long kicks, requests, submissions, merged, interrupts, polled;
+    long kicks, requests, submissions, merged, interrupts, polled, heldPasses;
     // pop-to-push time of one well-formed request in LATENCY_SAMPLE, per LATENCY_IN/OUT/OTHER
     final long[] latencyNanos = new long[VirtioBlkDevice.LatencyKind.values().length], timed = new long[latencyNanos.length];
     static final int LATENCY_IN = VirtioBlkDevice.LatencyKind.READ.ordinal(), LATENCY_OUT = VirtioBlkDevice.LatencyKind.WRITE.ordinal(),
@@ -81,6 +81,7 @@ final class QueueWorker {
         this.notifyTask = () -> {
             notifyScheduled = false;
             if (kicksHeld && (inFlight == 0 || vq.pending() != 0)) {
+                heldPasses++;
                 kick(); // the driver did not kick for what it added: a pass looks, and re-arms if idle
             }
             if (coalesceNs > 0 && inFlight > 0 && vq.unsignalled() < coalesceMax) {

@@ -281,6 +281,13 @@ public final class VirtioBlkDevice {
         return n;
     }
 
+    /** Queue passes started at a completion while kicks were held ({@link VirtioBlkConfig#kickHoldNs}; racy read). */
+    public long heldPasses() {
+        long n = 0;
+        for (QueueWorker w : workers) n += w.heldPasses;
+        return n;
+    }
+
     /** Which requests {@link #meanRequestLatencyNanos} averages. */
     public enum LatencyKind { READ, WRITE, OTHER }
 
