@@ -212,12 +212,19 @@ public final class QemuGuest {
     /** Starts QEMU (TCG, 512 MiB memfd guest RAM, -smp = queues) with {@code extraAppend} on the kernel command line. */
     public static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, String extraAppend, boolean reconnect)
             throws IOException {
-        List<String> cmd = List.of("qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", String.valueOf(queues), "-nographic",
+        return start(kernel, initrd, socket, queues, consoleLog, extraAppend, reconnect, List.of());
+    }
+
+    /** As above, with {@code prefix} before the QEMU command (such as {@code taskset -c 1}) and QEMU's threads named. */
+    public static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, String extraAppend, boolean reconnect,
+                                List<String> prefix) throws IOException {
+        List<String> cmd = new java.util.ArrayList<>(prefix);
+        cmd.addAll(List.of("qemu-system-x86_64", "-name", "guest,debug-threads=on", "-accel", "tcg", "-m", "512", "-smp", String.valueOf(queues), "-nographic",
                 "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
                 "-append", "console=ttyS0 panic=-1 quiet" + (extraAppend.isEmpty() ? "" : " " + extraAppend),
                 "-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-machine", "memory-backend=mem",
                 "-chardev", "socket,id=vub,path=" + socket + (reconnect ? ",reconnect=1" : ""),
-                "-device", "vhost-user-blk-pci,chardev=vub,num-queues=" + queues);
+                "-device", "vhost-user-blk-pci,chardev=vub,num-queues=" + queues));
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(consoleLog.toFile()).start();
     }
 

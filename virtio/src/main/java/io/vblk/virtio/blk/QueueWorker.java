@@ -206,6 +206,8 @@ final class QueueWorker {
         return true;
     }
 
+    boolean kicksHeld() { return kicksHeld; }
+
     /** A hold reached its time bound: notifications back on, and one more look at the ring. */
     private void endHold() {
         if (!kicksHeld) return;

@@ -274,6 +274,12 @@ public final class VirtioBlkDevice {
 
     public AioContext queueContext(int i) { return workers[i].ctx; }
 
+    /** {@link VirtQueue#describeRings()} of queue {@code q} with its requests in flight (racy; for logs). */
+    public String describeQueue(int q) {
+        QueueWorker w = workers[q];
+        return w.vq.describeRings() + ", " + w.inFlight + " in flight" + (w.kicksHeld() ? ", kicks held" : "");
+    }
+
     /** Queue processing passes started by the I/O threads' busy-polling rather than by a kick (racy read). */
     public long polledPasses() {
         long n = 0;

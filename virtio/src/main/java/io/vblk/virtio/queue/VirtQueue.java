@@ -443,6 +443,22 @@ public final class VirtQueue {
         IDX.setRelease(ALL, used + 4 + 8L * size, (short) v);
     }
 
+    /**
+     * Both sides' indices and suppression fields, read racily from guest memory, for a log line
+     * when a queue stops: a stalled guest shows whether the device left requests in the ring
+     * (avail.idx ahead of last_avail) or the driver missed completions (used.idx ahead of what it
+     * asked to hear about).
+     */
+    public String describeRings() {
+        if (!active) return "inactive";
+        return "avail.idx " + availIdxAcquire() + ", last_avail " + lastAvail + ", used.idx " + usedIdx
+                + (eventIdx ? ", used_event " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail + 4 + 2L * size))
+                        + ", avail_event " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, used + 4 + 8L * size))
+                        : ", avail.flags " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail))
+                        + ", used.flags " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, used)))
+                + ", notifications " + (notificationEnabled ? "on" : "off");
+    }
+
     @Override
     public String toString() {
         return "VirtQueue[" + index + " size=" + size + " last_avail=" + lastAvail + " used=" + usedIdx + (active ? " active" : "") + "]";

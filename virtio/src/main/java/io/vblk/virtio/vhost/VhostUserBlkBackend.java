@@ -122,6 +122,7 @@ public final class VhostUserBlkBackend implements VhostUserBackend {
             ctx.runOnThread(() -> ctx.poller().unregister(kick));
             watchedKick[i] = -1;
         }
+        log.accept("vhost-user-blk: queue " + i + " stopping: " + dev.describeQueue(i));
         int next = dev.stopQueue(i);
         dev.setNotifier(i, null);
         dev.queue(i).setInflightTracker(null);

@@ -7,10 +7,10 @@ import io.vblk.virtio.testutil.Rig;
 import org.junit.jupiter.api.Test;
 
 import java.util.concurrent.TimeUnit;
-import java.util.function.LongSupplier;
 import io.vblk.block.AioContext;
 
 import static io.vblk.virtio.VirtioSpec.*;
+import static io.vblk.virtio.testutil.Rig.waitFor;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
@@ -37,15 +37,6 @@ class InterruptCoalescingTest {
         }
         r.q.forceKick();
         waitFor(r.q::usedIdx, reads, "the reads completed");
-    }
-
-    private static void waitFor(LongSupplier value, long want, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (value.getAsLong() < want) {
-            assertTrue(System.nanoTime() < deadline, what);
-            Thread.sleep(1);
-        }
-        assertEquals(want, value.getAsLong(), what);
     }
 
     /** Releases the held write and waits for its completion and for the interrupt count to reach {@code irqs}. */

@@ -66,6 +66,16 @@ public final class Rig implements AutoCloseable {
         return q.status(head);
     }
 
+    /** Waits up to 10 s for {@code value} to reach {@code want}, then asserts it is exactly that. */
+    public static void waitFor(java.util.function.LongSupplier value, long want, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (value.getAsLong() < want) {
+            assertTrue(System.nanoTime() < deadline, what);
+            Thread.sleep(1);
+        }
+        assertEquals(want, value.getAsLong(), what);
+    }
+
     @Override
     public void close() {
         ctx.run(() -> node.close());

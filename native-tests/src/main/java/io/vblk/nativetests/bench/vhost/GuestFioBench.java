@@ -28,8 +28,11 @@ import java.util.concurrent.TimeUnit;
  * mvn -B -o -q -pl cli,native-tests -am package -DskipTests
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
  *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
- *     [--qsd-iothread] [--vblk-args "ARGS"] [--vblk2-args "ARGS"] [--vblk-poll-max-ns NS] [--only vblk|vblk2|qsd]
+ *     [--qsd-iothread] [--vblk-args "ARGS"] [--vblk2-args "ARGS"] [--vblk-poll-max-ns NS] [--only vblk|vblk2|qsd] [--pin]
  * </pre>
+ * {@code --pin} gives the guest's vCPU thread CPU 0 to itself and puts QEMU's other threads (its
+ * main loop, which turns the backend's call eventfd into the guest's interrupt) and the backend on
+ * CPU 1, as a host with a dedicated vCPU core would; without it the scheduler places them.
  * {@code --qsd-iothread} runs qsd's export in an {@code --object iothread} (which busy-polls with
  * poll-max-ns 32768, like {@code vblk serve} by default) instead of its main loop;
  * {@code --vblk-args} adds options to {@code vblk serve} ({@code --vblk-poll-max-ns NS} is
@@ -49,6 +52,7 @@ public final class GuestFioBench {
     boolean qsdIothread;          // qsd's export runs in an --object iothread (which busy-polls) instead of the main loop
     List<String> vblkArgs = new ArrayList<>();   // extra options of vblk serve
     List<String> vblk2Args;                      // non-null: a third backend "vblk2" with these options
+    boolean pin;                  // vCPU thread alone on CPU 0; QEMU's other threads and the backend on CPU 1
     long clkTck = 100;
 
     /** One fio job of one boot. */
@@ -71,6 +75,7 @@ public final class GuestFioBench {
                 case "--vblk" -> b.vblk = Path.of(args[++i]).toAbsolutePath();
                 case "--qsd-iothread" -> b.qsdIothread = true;
                 case "--only" -> b.only = args[++i];
+                case "--pin" -> b.pin = true;
                 case "--vblk-poll-max-ns" -> b.vblkArgs.addAll(List.of("--poll-max-ns", args[++i]));
                 case "--vblk-args" -> b.vblkArgs.addAll(words(args[++i]));
                 case "--vblk2-args" -> b.vblk2Args = words(args[++i]);
@@ -159,6 +164,7 @@ public final class GuestFioBench {
         } else {
             cmd = qsd(image, fmt, socket, qsdIothread);
         }
+        if (pin) cmd.addAll(0, List.of("taskset", "-c", "1"));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(blog.toFile());
         pb.environment().put("VBLK_NO_REBUILD", "1");
         Process b = pb.start();
@@ -166,7 +172,9 @@ public final class GuestFioBench {
         List<Sample> out = new ArrayList<>();
         try {
             QemuGuest.waitForSocket(socket, b, 60);
-            q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false);
+            q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false,
+                    pin ? List.of("taskset", "-c", "1") : List.of());
+            if (pin) pinVcpu(q.pid());
             Map<String, long[]> begin = new LinkedHashMap<>(), end = new LinkedHashMap<>();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + 2L * warmup + 2L * runtime);
             int seen = 0;
@@ -218,6 +226,29 @@ public final class GuestFioBench {
             }
         }
         return out;
+    }
+
+    /** Moves QEMU's vCPU thread ("CPU 0/TCG", named by debug-threads=on) alone onto CPU 0. */
+    static void pinVcpu(long pid) throws IOException, InterruptedException {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < end) {
+            try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+                for (Path t : tasks.toList()) {
+                    String comm;
+                    try {
+                        comm = Files.readString(t.resolve("comm")).trim();
+                    } catch (IOException gone) {
+                        continue;
+                    }
+                    if (comm.startsWith("CPU 0/")) {
+                        QemuGuest.run(List.of("taskset", "-p", "-c", "0", t.getFileName().toString()), 10);
+                        return;
+                    }
+                }
+            }
+            Thread.sleep(20);
+        }
+        throw new IOException("no vCPU thread in QEMU process " + pid + " to pin");
     }
 
     static List<String> words(String s) {
