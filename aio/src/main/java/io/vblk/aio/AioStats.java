@@ -66,20 +66,9 @@ public final class AioStats {
         return d;
     }
 
+    /** A copy of the counts (the counts since an all-zero start). */
     public AioStats snapshot() {
-        AioStats s = new AioStats();
-        s.ioSubmitCalls = ioSubmitCalls;
-        s.iocbsSubmitted = iocbsSubmitted;
-        s.eagain = eagain;
-        s.submitErrors = submitErrors;
-        s.ringCompletions = ringCompletions;
-        s.syscallCompletions = syscallCompletions;
-        s.eventfdWakeups = eventfdWakeups;
-        s.reaps = reaps;
-        s.polledReaps = polledReaps;
-        s.turnarounds = turnarounds;
-        s.turnaroundNanos = turnaroundNanos;
-        return s;
+        return minus(new AioStats());
     }
 
     @Override

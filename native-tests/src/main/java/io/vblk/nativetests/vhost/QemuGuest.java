@@ -218,7 +218,7 @@ public final class QemuGuest {
     /** As above, with {@code prefix} before the QEMU command (such as {@code taskset -c 1}) and QEMU's threads named. */
     public static Process start(Path kernel, Path initrd, Path socket, int queues, Path consoleLog, String extraAppend, boolean reconnect,
                                 List<String> prefix) throws IOException {
-        List<String> cmd = new java.util.ArrayList<>(prefix);
+        List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(List.of("qemu-system-x86_64", "-name", "guest,debug-threads=on", "-accel", "tcg", "-m", "512", "-smp", String.valueOf(queues), "-nographic",
                 "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
                 "-append", "console=ttyS0 panic=-1 quiet" + (extraAppend.isEmpty() ? "" : " " + extraAppend),

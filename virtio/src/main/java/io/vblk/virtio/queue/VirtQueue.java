@@ -390,7 +390,7 @@ public final class VirtQueue {
         if (!eventIdx) {
             return (Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail)) & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
         }
-        int usedEvent = Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail + 4 + 2L * size));
+        int usedEvent = usedEvent();
         boolean valid = signalledUsedValid;
         int old = signalledUsed;
         signalledUsed = usedIdx;
@@ -440,7 +440,17 @@ public final class VirtQueue {
     }
 
     private void setAvailEvent(int v) {
-        IDX.setRelease(ALL, used + 4 + 8L * size, (short) v);
+        IDX.setRelease(ALL, availEventAddr(), (short) v);
+    }
+
+    /** The driver's used_event (EVENT_IDX), after the avail ring. */
+    private int usedEvent() {
+        return Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail + 4 + 2L * size));
+    }
+
+    /** Where the device's avail_event (EVENT_IDX) lives, after the used ring. */
+    private long availEventAddr() {
+        return used + 4 + 8L * size;
     }
 
     /**
@@ -452,8 +462,8 @@ public final class VirtQueue {
     public String describeRings() {
         if (!active) return "inactive";
         return "avail.idx " + availIdxAcquire() + ", last_avail " + lastAvail + ", used.idx " + usedIdx
-                + (eventIdx ? ", used_event " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail + 4 + 2L * size))
-                        + ", avail_event " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, used + 4 + 8L * size))
+                + (eventIdx ? ", used_event " + usedEvent()
+                        + ", avail_event " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, availEventAddr()))
                         : ", avail.flags " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, avail))
                         + ", used.flags " + Short.toUnsignedInt((short) IDX.getVolatile(ALL, used)))
                 + ", notifications " + (notificationEnabled ? "on" : "off");
