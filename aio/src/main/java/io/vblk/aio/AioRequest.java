@@ -1,6 +1,7 @@
 package io.vblk.aio;
 
 import io.vblk.block.Coroutine;
+import io.vblk.block.IoCompletion;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
 
@@ -20,7 +21,9 @@ final class AioRequest {
     int iovCap;
 
     // the request in progress
-    Coroutine co;
+    Coroutine co;                  // woken at completion, or
+    IoCompletion done;             // called (by deliverTask) at completion
+    Runnable deliverTask;          // LinuxAio's, made once per request object
     IoVector qiov;                 // null for flushes
     long qiovOffset;
     long nbytes;
@@ -86,6 +89,7 @@ final class AioRequest {
 
     void clear() {
         co = null;
+        done = null;
         qiov = null;
         next = null;
     }

@@ -4,6 +4,7 @@ import io.vblk.block.AioContext;
 import io.vblk.block.BlockException;
 import io.vblk.block.Coroutine;
 import io.vblk.block.Errno;
+import io.vblk.block.IoCompletion;
 import io.vblk.block.IoVector;
 import io.vblk.block.NativeBuffer;
 import io.vblk.block.NativeMemory;
@@ -234,6 +235,22 @@ public final class LinuxAio {
         return r;
     }
 
+    /**
+     * Starts a read or write without a coroutine (FileDriver.startRw): {@code done} runs with the
+     * result as a task on this context, never inside this call. Returns 0 when started, or a
+     * negative errno when not (engine closed, vector too long), and then {@code done} never runs.
+     * Context thread, inside or outside a coroutine.
+     */
+    public int start(boolean write, int fd, long offset, IoVector qiov, long qiovOffset, long bytes, int rwFlags,
+            int devMaxBatch, IoCompletion done) {
+        if (!ctx.inContext()) {
+            throw new IllegalStateException("LinuxAio of " + ctx.name() + " used outside its thread");
+        }
+        AioRequest r = queue(write ? LinuxConstants.IOCB_CMD_PWRITEV : LinuxConstants.IOCB_CMD_PREADV, fd, offset, qiov,
+                qiovOffset, bytes, write ? rwFlags : 0, devMaxBatch, null, done);
+        return r != null ? 0 : closed ? -Errno.EIO : -Errno.EINVAL;
+    }
+
     private int submit(int opcode, int fd, long offset, IoVector qiov, long qiovOffset, long bytes, int rwFlags,
             int devMaxBatch) {
         Coroutine co = Coroutine.current();
@@ -243,18 +260,43 @@ public final class LinuxAio {
         if (closed) {
             return -Errno.EIO;
         }
+        AioRequest r = queue(opcode, fd, offset, qiov, qiovOffset, bytes, rwFlags, devMaxBatch, co, null);
+        if (r == null) {
+            return -Errno.EINVAL;
+        }
+        // exactly one wake per request; parking at least once consumes it even if the request
+        // completed inline, so no stale permit is left behind
+        do {
+            Coroutine.park();
+        } while (r.ret == -Errno.EINPROGRESS);
+        int ret = r.ret;
+        release(r);
+        return ret;
+    }
+
+    /**
+     * Fills a pooled request for {@code co} (woken at completion) or {@code done} (called from a
+     * task at completion), queues it and submits now or at the end of the deferred section.
+     * Null if the engine is closed or the vector does not fit.
+     */
+    private AioRequest queue(int opcode, int fd, long offset, IoVector qiov, long qiovOffset, long bytes, int rwFlags,
+            int devMaxBatch, Coroutine co, IoCompletion done) {
+        if (closed) {
+            return null;
+        }
         AioRequest r = obtain();
         if (qiov != null) {
             int cnt = r.fillIov(qiov, qiovOffset, bytes);
             if (cnt < 0) {
                 release(r);
-                return -Errno.EINVAL;
+                return null;
             }
             Iocb.prepVector(r.iocb, opcode, fd, r.iov, cnt, offset, rwFlags, eventFd.fd(), r.id);
         } else {
             Iocb.prepSync(r.iocb, opcode, fd, eventFd.fd(), r.id);
         }
         r.co = co;
+        r.done = done;
         r.qiov = qiov;
         r.qiovOffset = qiovOffset;
         r.nbytes = bytes;
@@ -268,14 +310,7 @@ public final class LinuxAio {
                 ctx.defer(submitFn);
             }
         }
-        // exactly one wake per request; parking at least once consumes it even if the request
-        // completed inline, so no stale permit is left behind
-        do {
-            Coroutine.park();
-        } while (r.ret == -Errno.EINPROGRESS);
-        int ret = r.ret;
-        release(r);
-        return ret;
+        return r;
     }
 
     /** The submit threshold: the smallest non-zero of aio-max-batch, the device's, and the free in-flight slots. */
@@ -474,7 +509,19 @@ public final class LinuxAio {
 
     private void finish(AioRequest r, int ret) {
         r.ret = ret;
-        r.co.wake();
+        if (r.done != null) {
+            ctx.execute(r.deliverTask); // as a coroutine's wake: a task, in the loop's deferred section
+        } else {
+            r.co.wake();
+        }
+    }
+
+    /** Hands the result of a {@link #start}ed request to its completion; the request is free again first. */
+    private void deliver(AioRequest r) {
+        IoCompletion done = r.done;
+        int ret = r.ret;
+        release(r);
+        done.done(ret);
     }
 
     // ------------------------------------------------------------------ pool
@@ -491,6 +538,8 @@ public final class LinuxAio {
             inFlightById = Arrays.copyOf(inFlightById, created * 2);
         }
         r = new AioRequest(created);
+        AioRequest req = r;
+        r.deliverTask = () -> deliver(req);
         byId[created++] = r;
         return r;
     }

@@ -27,6 +27,18 @@ public abstract class BlockDriver {
     /** Reads {@code bytes} at {@code offset} into {@code qiov} from {@code qiovOffset} (bdrv_co_preadv_part). */
     public abstract int coPreadv(long offset, long bytes, IoVector qiov, long qiovOffset, int flags);
 
+    /**
+     * Starts an aligned read or write without a coroutine, for {@link BlockNode#startRw}: the
+     * request already passed the node's checks, tracking and drain accounting. Returns false when
+     * this driver cannot take the request this way (the caller then uses {@link #coPreadv} or
+     * {@link #coPwritev}, and {@code done} never runs); true when started, and {@code done} then
+     * runs exactly once, later, on the calling I/O thread, never inside this call. Runs on an I/O
+     * thread, inside or outside a coroutine; must not park. The default takes nothing.
+     */
+    public boolean startRw(boolean write, long offset, long bytes, IoVector qiov, long qiovOffset, int flags, IoCompletion done) {
+        return false;
+    }
+
     /** Writes (bdrv_co_pwritev_part). {@code flags} only contains bits of {@link #supportedWriteFlags()}. */
     public abstract int coPwritev(long offset, long bytes, IoVector qiov, long qiovOffset, int flags);
 

@@ -386,6 +386,70 @@ final class BlockIo {
         return c > a && Long.bitCount(c) == 1 ? c : a;
     }
 
+    // ================================================================== coroutine-free reads and writes
+
+    /**
+     * The straight path of {@link #preadv}/{@link #pwritev} without a coroutine (BlockNode.startRw):
+     * the same checks, in-flight count, tracking and write bookkeeping, for requests that would
+     * take no detour there (no padding, RMW, copy-on-read, waiting, fragmentation, zero detection,
+     * emulated FUA or notifier). Anything else returns false with nothing changed.
+     */
+    static boolean startRw(BlockNode bs, boolean write, long offset, long bytes, IoVector qiov, long qiovOffset, IoCompletion done) {
+        long align = bs.limits.requestAlignment;
+        if (bytes == 0 || qiov == null || ((offset | bytes) & (align - 1)) != 0 || bytes > maxTransfer(bs, align)) {
+            return false;
+        }
+        if ((write ? checkWrite(bs, offset, bytes, qiov, qiovOffset) : checkRead(bs, offset, bytes, qiov, qiovOffset)) < 0) {
+            return false;
+        }
+        if (write ? !bs.writeCacheEnabled || bs.detectZeroes != BlockNode.DetectZeroes.OFF
+                || bs.beforeWriteNotifiers.length != 0 || hasReadOnlyBitmaps(bs)
+                : bs.copyOnRead && !bs.readOnly) {
+            return false;
+        }
+        long total = bs.totalBytes; // the cached length only: no driver call here
+        if (total < 0 || offset > total - bytes) {
+            return false;
+        }
+        // the order of enter() and trackedBegin() + waitSerialising(): a drain or a serialising
+        // request that starts concurrently either sees this one or is seen by it
+        bs.inFlight.incrementAndGet();
+        if (bs.quiesceCounter.get() > 0) {
+            decInFlight(bs);
+            return false;
+        }
+        TrackedRequest req = trackedBegin(bs, write ? TrackedRequest.Type.WRITE : TrackedRequest.Type.READ, offset, bytes);
+        if (bs.serialisingInFlight.get() != 0) {
+            trackedEnd(req);
+            decInFlight(bs);
+            return false;
+        }
+        req.startedDone = done;
+        req.startedWrite = write;
+        // No blkdebug events here: a breakpoint parks, which this path cannot, and the drivers
+        // that take startRw (raw, file) have no use for them. A debug node refuses startRw, so
+        // its requests keep their events on the coroutine path.
+        if (!bs.driver.startRw(write, offset, bytes, qiov, qiovOffset, 0, req.driverDone)) {
+            trackedEnd(req);
+            decInFlight(bs);
+            return false;
+        }
+        return true;
+    }
+
+    /** The driver finished a request of {@link #startRw}: what the coroutine path does after the driver call. */
+    static void finishStarted(TrackedRequest req, int ret) {
+        BlockNode bs = req.node;
+        IoCompletion done = req.startedDone;
+        if (req.startedWrite) {
+            bs.writeGen.incrementAndGet(); // as driverPwritev: a flush after this is not skipped as clean
+            writeFinish(bs, TrackedRequest.Type.WRITE, req.offset, req.bytes, ret);
+        }
+        trackedEnd(req); // recycles req
+        decInFlight(bs);
+        done.done(ret < 0 ? ret : 0);
+    }
+
     // ================================================================== writes
 
     /** bdrv_co_pwritev_part: checks, tracking, zero writes, RMW of unaligned edges, then bdrv_aligned_pwritev. */

@@ -319,6 +319,20 @@ public final class BlockNode {
         return BlockIo.pwritev(this, offset, bytes, qiov, 0, flags);
     }
 
+    /**
+     * Starts a read or write of {@code bytes} at {@code offset} without a coroutine when the
+     * request can go straight to the driver: aligned, inside the node, no serialising request, no
+     * drain, none of the write path's extras (write-through, detect-zeroes, notifiers, read-only
+     * bitmaps), and a driver chain that takes it ({@link BlockDriver#startRw}; raw over file with
+     * Linux AIO). Returns false, having changed nothing, when it cannot: the caller then issues the
+     * request with {@link #preadv}/{@link #pwritev} in a coroutine, which also produces any error.
+     * When true, {@code done} runs exactly once, later, on this I/O thread. The request is tracked
+     * and counted in flight as any other, so drains and serialising requests wait for it.
+     */
+    public boolean startRw(boolean write, long offset, long bytes, IoVector qiov, long qiovOffset, IoCompletion done) {
+        return BlockIo.startRw(this, write, offset, bytes, qiov, qiovOffset, done);
+    }
+
     public int pwritev(long offset, long bytes, IoVector qiov, long qiovOffset, int flags) {
         return BlockIo.pwritev(this, offset, bytes, qiov, qiovOffset, flags);
     }

@@ -35,6 +35,11 @@ public final class TrackedRequest {
     TrackedRequest nextWaiter;     // next in the waiter chain of waitingFor; guarded by node.reqLock
 
     /** Scratch vector for a padded or fragmented request; owned by the request's coroutine. */
+    // a request started by BlockIo.startRw: whom to tell, and the driver's completion of it
+    IoCompletion startedDone;
+    boolean startedWrite;
+    final IoCompletion driverDone = ret -> BlockIo.finishStarted(this, ret);
+
     final IoVector localQiov = new IoVector(8);
     /** Scratch vector over one bounce block (an RMW edge read or write); owned by the request's coroutine. */
     final IoVector edgeQiov = new IoVector(1);
@@ -81,6 +86,7 @@ public final class TrackedRequest {
         r.node = null;
         r.co = null;
         r.thread = null;
+        r.startedDone = null;
         r.prev = r.next = r.waitingFor = r.firstWaiter = r.nextWaiter = null;
         r.localQiov.reset();
         r.edgeQiov.reset();

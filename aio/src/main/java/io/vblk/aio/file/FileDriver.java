@@ -9,6 +9,7 @@ import io.vblk.block.BlockLimits;
 import io.vblk.block.BlockStatus;
 import io.vblk.block.Coroutine;
 import io.vblk.block.Errno;
+import io.vblk.block.IoCompletion;
 import io.vblk.block.IoVector;
 import io.vblk.block.PreallocMode;
 import io.vblk.block.RequestFlags;
@@ -167,6 +168,30 @@ public final class FileDriver extends BlockDriver {
             return aio.preadv(fd, offset, qiov, qiovOffset, bytes, aioMaxBatch);
         }
         return threads.run(() -> PosixIo.preadv(fd, offset, qiov, qiovOffset, bytes));
+    }
+
+    /**
+     * Linux AIO without a coroutine: only when this I/O thread has the engine and the request needs
+     * no bounce buffer; anything else (threads path, bounce, a closed engine) goes the coroutine way.
+     */
+    @Override
+    public boolean startRw(boolean write, long offset, long bytes, IoVector qiov, long qiovOffset, int flags, IoCompletion done) {
+        if (closed || !useNative || bytes == 0
+                || direct && !BounceBuffers.isAligned(offset, bytes, qiov, qiovOffset, requestAlign, bufAlign)) {
+            return false;
+        }
+        AioContext ctx = AioContext.current();
+        if (ctx == null || !ctx.poller().supportsFds()) {
+            return false;
+        }
+        LinuxAio aio;
+        try {
+            aio = LinuxAio.of(ctx);
+        } catch (IllegalStateException e) {
+            return false;
+        }
+        int rwFlags = (flags & RequestFlags.FUA) != 0 ? rwDsync : 0;
+        return aio.start(write, fd, offset, qiov, qiovOffset, bytes, rwFlags, aioMaxBatch, done) == 0;
     }
 
     @Override

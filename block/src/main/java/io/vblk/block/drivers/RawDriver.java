@@ -8,6 +8,7 @@ import io.vblk.block.BlockNode;
 import io.vblk.block.BlockOptions;
 import io.vblk.block.BlockStatus;
 import io.vblk.block.Errno;
+import io.vblk.block.IoCompletion;
 import io.vblk.block.IoVector;
 import io.vblk.block.PreallocMode;
 import io.vblk.block.RequestFlags;
@@ -72,6 +73,12 @@ public final class RawDriver extends BlockDriver {
     public int coPreadv(long off, long bytes, IoVector qiov, long qiovOffset, int flags) {
         if (!fits(off, bytes)) return -Errno.EINVAL;
         return file.node().preadv(off + offset, bytes, qiov, qiovOffset, flags);
+    }
+
+    @Override
+    public boolean startRw(boolean write, long off, long bytes, IoVector qiov, long qiovOffset, int flags, IoCompletion done) {
+        // a request outside the window takes the coroutine path, which returns its error
+        return fits(off, bytes) && file.node().startRw(write, off + offset, bytes, qiov, qiovOffset, done);
     }
 
     @Override

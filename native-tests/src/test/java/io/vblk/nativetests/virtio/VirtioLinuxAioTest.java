@@ -15,7 +15,8 @@ import io.vblk.virtio.driver.GuestDriver;
 import io.vblk.virtio.driver.GuestQueue;
 import io.vblk.virtio.driver.Layout;
 import io.vblk.virtio.memory.GuestMemory;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.RandomAccessFile;
@@ -27,7 +28,8 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * The whole device path on real parts: memfd guest memory, a raw O_DIRECT file, Linux AIO.
  * 32 requests made available with one kick reach the kernel in exactly one io_submit (counted by
- * LinuxAio itself), for writes and for reads, and the bytes come back.
+ * LinuxAio itself), for writes and for reads, and the bytes come back; on a file node and on raw
+ * over file, with the coroutine-free start of reads and writes (VirtioBlkConfig.directRw) and without.
  */
 class VirtioLinuxAioTest {
     @TempDir
@@ -39,8 +41,9 @@ class VirtioLinuxAioTest {
         return s[0];
     }
 
-    @Test
-    void thirtyTwoRequestsOneKickOneIoSubmit() throws Exception {
+    @ParameterizedTest(name = "{0}, directRw={1}")
+    @CsvSource({"file,true", "file,false", "raw,true", "raw,false"})
+    void thirtyTwoRequestsOneKickOneIoSubmit(String graph, boolean directRw) throws Exception {
         Path img = dir.resolve("disk.raw");
         try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
             f.setLength(64L << 20);
@@ -48,14 +51,18 @@ class VirtioLinuxAioTest {
         AioContext ctx = IoThreads.start("virtio-aio");
         BlockNode node;
         try {
-            node = BlockNode.open(BlockOptions.parse("driver=file,filename=" + img + ",aio=native,cache.direct=on"));
+            String file = "filename=" + img + ",aio=native,cache.direct=on";
+            node = BlockNode.open(BlockOptions.parse(graph.equals("raw") ? "driver=raw,file.driver=file,file." + file.replace(",", ",file.")
+                    : "driver=file," + file));
         } catch (BlockException e) {
             ctx.close();
             Requirements.require(false, "O_DIRECT file with aio=native: " + e.getMessage());
             return;
         }
         try (GuestMemory mem = GuestMemory.memfd(64L << 20)) {
-            VirtioBlkDevice dev = new VirtioBlkDevice(node, new VirtioBlkConfig(), new AioContext[] {ctx});
+            VirtioBlkConfig cfg = new VirtioBlkConfig();
+            cfg.directRw = directRw;
+            VirtioBlkDevice dev = new VirtioBlkDevice(node, cfg, new AioContext[] {ctx});
             GuestDriver drv = new GuestDriver(dev, mem, 0, 48L << 20);
             drv.initialize(256);
             GuestQueue q = drv.queue(0);
@@ -67,6 +74,7 @@ class VirtioLinuxAioTest {
                 int type = pass == 0 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
                 long target = pass == 0 ? buf : drv.alloc(32 * 4096, 4096);
                 AioStats before = stats(ctx);
+                long directBefore = dev.stats().directSubmissions();
                 for (int i = 0; i < 32; i++) {
                     // every other 4k block: nothing merges, 32 iocbs
                     assertTrue(q.submit(type, 16L * i, target + 4096L * i, 4096, Layout.DIRECT) >= 0);
@@ -79,6 +87,20 @@ class VirtioLinuxAioTest {
                 AioStats after = stats(ctx);
                 assertEquals(1, after.ioSubmitCalls - before.ioSubmitCalls, "io_submit calls for one kick of 32 requests");
                 assertEquals(32, after.iocbsSubmitted - before.iocbsSubmitted);
+                // without a coroutine when allowed: every request of this graph qualifies
+                assertEquals(directRw ? 32 : 0, dev.stats().directSubmissions() - directBefore, "requests started without a coroutine");
+                if (pass == 0) { // the file itself holds the data at each request's sector
+                    byte[] got = new byte[4096];
+                    try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
+                        for (int i = 0; i < 32; i++) {
+                            f.seek(16L * 512 * i);
+                            f.readFully(got);
+                            for (int b = 0; b < 4096; b++) {
+                                assertEquals(NativeMemory.getByte(h + 4096L * i + b), got[b], "file byte " + b + " of request " + i);
+                            }
+                        }
+                    }
+                }
                 if (pass == 1) {
                     long rh = mem.translate(target, 32 * 4096);
                     for (int i = 0; i < 32 * 4096; i++) {

@@ -1,5 +1,6 @@
 package io.vblk.virtio.blk;
 
+import io.vblk.block.IoCompletion;
 import io.vblk.block.IoVector;
 import io.vblk.virtio.queue.DescriptorChain;
 
@@ -17,6 +18,7 @@ final class BlkRequest {
     final byte[] scratch = new byte[16];
     final Runnable rwTask = this::runRw;
     final Runnable otherTask = this::runOther;
+    final IoCompletion rwDone = this::rwDone; // a read or write started without a coroutine ended
 
     long poppedAt;     // System.nanoTime() when popped, for the latency statistic
     int type;          // header type with BARRIER masked
@@ -34,6 +36,10 @@ final class BlkRequest {
 
     private void runRw() {
         worker.runReadWrite(this);
+    }
+
+    private void rwDone(int ret) {
+        worker.finishReadWrite(this, ret);
     }
 
     private void runOther() {

@@ -52,6 +52,7 @@ final class QueueWorker {
     private final long coalesceNs;        // VirtioBlkConfig.irqCoalesceNs (0: signal at each section's end)
     private final int coalesceMax;
     private final AioContext.Timer coalesceTimer; // ends a coalescing window; null when coalescing is off
+    private final boolean directRw;       // VirtioBlkConfig.directRw
     private final long kickHoldNs;        // VirtioBlkConfig.kickHoldNs (0: notifications back on after each pass)
     private final AioContext.Timer kickHoldTimer; // ends a hold; null when holding is off
     private boolean kicksHeld;            // notifications left off after a pass because requests are in flight
@@ -61,7 +62,7 @@ final class QueueWorker {
 
     // Statistics, written on the context thread and read racily by VirtioBlkDevice.stats(). Plain
     // fields: a volatile store costs a fence per request, and stats() reads a volatile field first.
-    long kicks, requests, submissions, merged, interrupts, polled, heldPasses;
+    long kicks, requests, submissions, directSubmissions, merged, interrupts, polled, heldPasses;
     // pop-to-push time of one well-formed request in LATENCY_SAMPLE, per LATENCY_IN/OUT/OTHER
     final long[] latencyNanos = new long[VirtioBlkDevice.LatencyKind.values().length], timed = new long[latencyNanos.length];
     static final int LATENCY_IN = VirtioBlkDevice.LatencyKind.READ.ordinal(), LATENCY_OUT = VirtioBlkDevice.LatencyKind.WRITE.ordinal(),
@@ -77,6 +78,7 @@ final class QueueWorker {
         this.coalesceMax = dev.cfg.irqCoalesceMax;
         this.coalesceTimer = coalesceNs > 0 ? ctx.newTimer(this::signal) : null;
         this.kickHoldNs = dev.cfg.kickHoldNs;
+        this.directRw = dev.cfg.directRw;
         this.kickHoldTimer = kickHoldNs > 0 ? ctx.newTimer(this::endHold) : null;
         this.notifyTask = () -> {
             notifyScheduled = false;
@@ -365,9 +367,27 @@ final class QueueWorker {
         java.util.Arrays.fill(mrb, 0, n, null);
     }
 
-    private void startRw(BlkRequest r) {
+    /**
+     * Starts a (possibly merged) read or write: straight into the node when it can take it without
+     * a coroutine (VirtioBlkConfig.directRw), else in a coroutine of its own.
+     */
+    private void startRw(BlkRequest lead) {
         submissions++;
-        ctx.spawn(r.rwTask);
+        if (directRw) {
+            IoVector v = lead.mergeCount > 1 ? lead.mergeQiov : lead.qiov;
+            boolean started;
+            try {
+                started = node.startRw(lead.isWrite, lead.sector << VIRTIO_BLK_SECTOR_BITS, v.size(), v, 0, lead.rwDone);
+            } catch (Throwable t) {
+                LOG.log(Level.SEVERE, "request failed with an exception", t);
+                started = false; // the coroutine path tries again, and reports what it finds
+            }
+            if (started) {
+                directSubmissions++;
+                return;
+            }
+        }
+        ctx.spawn(lead.rwTask);
     }
 
     /** Coroutine body of a (possibly merged) read or write (virtio_blk_submit_multireq2 + rw_complete). */
@@ -381,6 +401,11 @@ final class QueueWorker {
             LOG.log(Level.SEVERE, "request failed with an exception", t);
             ret = -Errno.EIO;
         }
+        finishReadWrite(lead, ret);
+    }
+
+    /** Completes every member of a read or write group with the result {@code ret} (virtio_blk_rw_complete). */
+    void finishReadWrite(BlkRequest lead, int ret) {
         BlkRequest r = lead;
         while (r != null) {
             BlkRequest next = r.mergeNext;

@@ -34,6 +34,14 @@ public final class VirtioBlkConfig {
     /** Merge adjacent requests of one kick (QEMU's request-merging). */
     public boolean requestMerging = true;
     /**
+     * Start reads and writes that the block node can take without a coroutine
+     * ({@link io.vblk.block.BlockNode#startRw}: aligned, raw over file with Linux AIO) straight
+     * from the queue pass, completing them from the AIO completion. The others, and all requests
+     * when this is off, run in a coroutine each, as in QEMU. On by default: it saves a coroutine
+     * start and switch per request and changes nothing the guest sees.
+     */
+    public boolean directRw = true;
+    /**
      * Interrupt coalescing, off (0) by default as in QEMU; NVMe's Interrupt Coalescing feature is
      * the model. While other requests of a queue are still in flight, the interrupt for completed
      * ones is held for up to this many nanoseconds, or until {@link #irqCoalesceMax} completions

@@ -434,27 +434,29 @@ public final class VirtioBlkDevice {
     /** Counters summed over the queues. */
     public Stats stats() {
         long dropped = droppedChains;   // a volatile read first: the plain counters below are re-read on every call
-        long k = 0, r = 0, s = 0, m = 0, irq = 0;
+        long k = 0, r = 0, s = 0, d = 0, m = 0, irq = 0;
         for (QueueWorker w : workers) {
             k += w.kicks;
             r += w.requests;
             s += w.submissions;
+            d += w.directSubmissions;
             m += w.merged;
             irq += w.interrupts;
         }
-        return new Stats(k, r, s, m, irq, dropped, lastError);
+        return new Stats(k, r, s, d, m, irq, dropped, lastError);
     }
 
     /**
      * @param kicks       queue processing passes
      * @param requests    well-formed requests popped
-     * @param submissions read/write coroutines started (after merging)
+     * @param submissions reads and writes started (after merging)
+     * @param directSubmissions of those, the ones started without a coroutine (VirtioBlkConfig.directRw)
      * @param merged      requests folded into another one
      * @param interrupts  used-buffer notifications sent
      * @param dropped     malformed chains returned with len 0
      * @param lastErrno   last errno reported by the node (0 if none)
      */
-    public record Stats(long kicks, long requests, long submissions, long merged, long interrupts, long dropped, int lastErrno) {}
+    public record Stats(long kicks, long requests, long submissions, long directSubmissions, long merged, long interrupts, long dropped, int lastErrno) {}
 
     @Override
     public String toString() {

@@ -5,6 +5,8 @@ import io.vblk.virtio.driver.Layout;
 import io.vblk.virtio.testutil.CountingDriver;
 import io.vblk.virtio.testutil.Rig;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import static io.vblk.virtio.VirtioSpec.*;
 import static org.junit.jupiter.api.Assertions.*;
@@ -28,9 +30,12 @@ class BatchingTest {
         }
     }
 
-    @Test
-    void thirtyTwoScatteredRequestsOneKickOneSubmit() throws Exception {
-        try (Rig r = new Rig(NODE, new VirtioBlkConfig(), -1L)) {
+    @ParameterizedTest(name = "directRw={0}")
+    @ValueSource(booleans = {true, false})
+    void thirtyTwoScatteredRequestsOneKickOneSubmit(boolean directRw) throws Exception {
+        VirtioBlkConfig cfg = new VirtioBlkConfig();
+        cfg.directRw = directRw;
+        try (Rig r = new Rig(NODE, cfg, -1L)) {
             long buf = r.buffer(32 * 4096, 0x5a);
             for (int i = 0; i < 32; i++) {
                 int type = i % 2 == 0 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
@@ -43,6 +48,8 @@ class BatchingTest {
             assertEquals(1, d.submitCalls, "one io_submit for the kick");
             assertEquals(32, d.iocbs);
             assertEquals(32, r.dev.stats().submissions());
+            assertEquals(directRw ? 32 : 0, r.dev.stats().directSubmissions(), "started without a coroutine");
+            assertEquals(directRw ? 32 : 0, d.directStarts);
             assertEquals(0, r.dev.stats().merged());
             assertEquals(1, r.q.interrupts(), "one interrupt for the batch");
         }

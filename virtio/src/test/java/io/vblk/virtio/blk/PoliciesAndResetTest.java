@@ -12,6 +12,8 @@ import io.vblk.virtio.memory.GuestMemory;
 import io.vblk.virtio.testutil.CountingDriver;
 import io.vblk.virtio.testutil.Rig;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -26,15 +28,23 @@ class PoliciesAndResetTest {
         return (CountingDriver) r.node.driver();
     }
 
-    @Test
-    void werrorReportAndIgnore() throws Exception {
-        try (Rig r = new Rig(NODE, new VirtioBlkConfig().werror(ErrorPolicy.REPORT), -1L)) {
+    /** The error policies hold on both ways a read or write is started (with or without a coroutine). */
+    private static VirtioBlkConfig cfg(boolean directRw) {
+        VirtioBlkConfig c = new VirtioBlkConfig();
+        c.directRw = directRw;
+        return c;
+    }
+
+    @ParameterizedTest(name = "directRw={0}")
+    @ValueSource(booleans = {true, false})
+    void werrorReportAndIgnore(boolean directRw) throws Exception {
+        try (Rig r = new Rig(NODE, cfg(directRw).werror(ErrorPolicy.REPORT), -1L)) {
             counting(r).failWrites = Errno.EIO;
             long b = r.buffer(4096, 1);
             assertEquals(VIRTIO_BLK_S_IOERR, r.run(VIRTIO_BLK_T_OUT, 0, b, 4096, Layout.DIRECT));
             assertEquals(Errno.EIO, r.dev.stats().lastErrno());
         }
-        try (Rig r = new Rig(NODE, new VirtioBlkConfig().werror(ErrorPolicy.IGNORE).rerror(ErrorPolicy.REPORT), -1L)) {
+        try (Rig r = new Rig(NODE, cfg(directRw).werror(ErrorPolicy.IGNORE).rerror(ErrorPolicy.REPORT), -1L)) {
             counting(r).failWrites = Errno.EIO;
             counting(r).failReads = Errno.EIO;
             long b = r.buffer(4096, 1);
@@ -43,9 +53,10 @@ class PoliciesAndResetTest {
         }
     }
 
-    @Test
-    void werrorStopKeepsTheRequestAndRetriesOnResume() throws Exception {
-        try (Rig r = new Rig(NODE, new VirtioBlkConfig().werror(ErrorPolicy.STOP), -1L)) {
+    @ParameterizedTest(name = "directRw={0}")
+    @ValueSource(booleans = {true, false})
+    void werrorStopKeepsTheRequestAndRetriesOnResume(boolean directRw) throws Exception {
+        try (Rig r = new Rig(NODE, cfg(directRw).werror(ErrorPolicy.STOP), -1L)) {
             CountingDriver d = counting(r);
             d.failWrites = Errno.EIO;
             long b = r.buffer(4096, 0x6b);
@@ -69,12 +80,15 @@ class PoliciesAndResetTest {
             assertEquals(0x6b, NativeMemory.getByte(d.address() + 8 * 512) & 0xff);
             assertEquals(0x6c, NativeMemory.getByte(d.address() + 16 * 512) & 0xff);
             assertFalse(r.dev.isPaused());
+            // the failed write, its retry and the second write: all without a coroutine when allowed
+            assertEquals(directRw ? 3 : 0, d.directStarts);
         }
     }
 
-    @Test
-    void werrorEnospcStopsOnlyOnEnospc() throws Exception {
-        try (Rig r = new Rig(NODE, new VirtioBlkConfig().werror(ErrorPolicy.ENOSPC), -1L)) {
+    @ParameterizedTest(name = "directRw={0}")
+    @ValueSource(booleans = {true, false})
+    void werrorEnospcStopsOnlyOnEnospc(boolean directRw) throws Exception {
+        try (Rig r = new Rig(NODE, cfg(directRw).werror(ErrorPolicy.ENOSPC), -1L)) {
             CountingDriver d = counting(r);
             long b = r.buffer(4096, 1);
             d.failWrites = Errno.EIO;
