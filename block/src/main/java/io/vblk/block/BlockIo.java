@@ -153,7 +153,10 @@ final class BlockIo {
 
     /** tracked_request_begin: a pooled request object on the node's list. */
     static TrackedRequest trackedBegin(BlockNode bs, TrackedRequest.Type type, long offset, long bytes) {
-        TrackedRequest req = TrackedRequest.obtain(bs, type, offset, bytes);
+        return listTracked(bs, TrackedRequest.obtain(bs, type, offset, bytes));
+    }
+
+    private static TrackedRequest listTracked(BlockNode bs, TrackedRequest req) {
         bs.reqLock.lock();
         try {
             TrackedRequest h = bs.trackedHead;
@@ -418,7 +421,9 @@ final class BlockIo {
             decInFlight(bs);
             return false;
         }
-        TrackedRequest req = trackedBegin(bs, write ? TrackedRequest.Type.WRITE : TrackedRequest.Type.READ, offset, bytes);
+        TrackedRequest req = TrackedRequest.obtain(bs, write ? TrackedRequest.Type.WRITE : TrackedRequest.Type.READ, offset, bytes);
+        req.co = null; // no coroutine runs it (a caller's coroutine may start several)
+        listTracked(bs, req);
         if (bs.serialisingInFlight.get() != 0) {
             trackedEnd(req);
             decInFlight(bs);

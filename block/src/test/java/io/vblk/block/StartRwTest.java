@@ -218,4 +218,29 @@ class StartRwTest extends BlockTestSupport {
         completeAll(d, 0);
         assertEquals(2, done.get());
     }
+
+    @Test
+    void anOverlappingRmwFromTheSameCoroutineWaitsForTheStartedRequest() throws Exception {
+        BlockNode n = open(RAW);
+        HeldDriver d = held(n);
+        NativeBuffer whole = pattern(4096, 5), part = pattern(512, 6);
+        AtomicInteger done = new AtomicInteger();
+        boolean[] started = new boolean[1];
+        // one coroutine starts an aligned write, then writes 512 bytes inside the same block:
+        // the RMW waits for the started write (no coroutine owns that one) instead of failing
+        Running rmw = spawn(() -> {
+            started[0] = n.startRw(true, 0, 4096, IoVector.of(whole.address(), 4096), 0, ret -> done.incrementAndGet());
+            return n.pwritev(512, 512, IoVector.of(part.address(), 512), 0);
+        });
+        await(() -> n.trackedRequestCount() == 2);
+        assertTrue(started[0]);
+        assertEquals(0, rmw.finished(), "the RMW waits for the overlapping started write");
+        completeAll(d, 0);
+        rmw.await();
+        assertEquals(0, rmw.result(0));
+        assertEquals(1, done.get());
+        byte[] want = patternBytes(4096, 5);
+        System.arraycopy(patternBytes(512, 6), 0, want, 512, 512);
+        assertArrayEquals(want, read(n, 0, 4096));
+    }
 }

@@ -15,6 +15,7 @@ import io.vblk.virtio.driver.GuestDriver;
 import io.vblk.virtio.driver.GuestQueue;
 import io.vblk.virtio.driver.Layout;
 import io.vblk.virtio.memory.GuestMemory;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
@@ -108,6 +109,65 @@ class VirtioLinuxAioTest {
                     }
                 }
             }
+            dev.reset();
+        } finally {
+            ctx.run(node::close);
+            ctx.close();
+        }
+    }
+
+    /**
+     * Reads and writes started without a coroutine allocate nothing on the I/O thread: the AIO
+     * request, its delivery task, the tracked requests and the device's request are all pooled.
+     * 16,000 requests on raw over an O_DIRECT file after a warm-up.
+     */
+    @Test
+    void noAllocationPerRequestOnTheDirectPath() throws Exception {
+        Path img = dir.resolve("alloc.raw");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(64L << 20);
+        }
+        AioContext ctx = IoThreads.start("virtio-alloc");
+        BlockNode node;
+        try {
+            node = BlockNode.open(BlockOptions.parse("driver=raw,file.driver=file,file.filename=" + img
+                    + ",file.aio=native,file.cache.direct=on"));
+        } catch (BlockException e) {
+            ctx.close();
+            Requirements.require(false, "O_DIRECT file with aio=native: " + e.getMessage());
+            return;
+        }
+        var mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        try (GuestMemory mem = GuestMemory.memfd(64L << 20)) {
+            VirtioBlkDevice dev = new VirtioBlkDevice(node, new VirtioBlkConfig(), new AioContext[] {ctx});
+            GuestDriver drv = new GuestDriver(dev, mem, 0, 48L << 20);
+            drv.initialize(256);
+            GuestQueue q = drv.queue(0);
+            long buf = drv.alloc(32 * 4096, 4096);
+            long[] tid = new long[1];
+            ctx.runOnThread(() -> tid[0] = Thread.currentThread().threadId());
+            Runnable batch = () -> {
+                for (int i = 0; i < 32; i++) {
+                    int type = (i & 1) == 0 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+                    assertTrue(q.submit(type, 16L * i, buf + 4096L * i, 4096, Layout.DIRECT) >= 0);
+                }
+                q.forceKick();
+                for (int i = 0; i < 32; i++) {
+                    assertTrue(q.waitUsed(10_000), "completion " + i);
+                    assertEquals(VIRTIO_BLK_S_OK, q.status(q.lastHead()));
+                }
+            };
+            for (int i = 0; i < 300; i++) batch.run(); // pools and JIT
+            long direct = dev.stats().directSubmissions();
+            long before = mx.getThreadAllocatedBytes(tid[0]);
+            int batches = 500;
+            for (int i = 0; i < batches; i++) batch.run();
+            long after = mx.getThreadAllocatedBytes(tid[0]);
+            assertEquals(batches * 32L, dev.stats().directSubmissions() - direct, "every request started without a coroutine");
+            double perRequest = (after - before) / (batches * 32.0);
+            System.out.printf("I/O thread allocated %.2f bytes per request (direct path, raw over O_DIRECT file)%n", perRequest);
+            // a kick costs one task-queue node per 32 requests; requests cost nothing
+            assertTrue(perRequest < 8, "bytes allocated per request on the I/O thread: " + perRequest);
             dev.reset();
         } finally {
             ctx.run(node::close);
