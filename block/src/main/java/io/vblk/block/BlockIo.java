@@ -430,7 +430,6 @@ final class BlockIo {
             return false;
         }
         req.startedDone = done;
-        req.startedWrite = write;
         // No blkdebug events here: a breakpoint parks, which this path cannot, and the drivers
         // that take startRw (raw, file) have no use for them. A debug node refuses startRw, so
         // its requests keep their events on the coroutine path.
@@ -446,7 +445,7 @@ final class BlockIo {
     static void finishStarted(TrackedRequest req, int ret) {
         BlockNode bs = req.node;
         IoCompletion done = req.startedDone;
-        if (req.startedWrite) {
+        if (req.type == TrackedRequest.Type.WRITE) {
             bs.writeGen.incrementAndGet(); // as driverPwritev: a flush after this is not skipped as clean
             writeFinish(bs, TrackedRequest.Type.WRITE, req.offset, req.bytes, ret);
         }

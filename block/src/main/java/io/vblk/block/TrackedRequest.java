@@ -37,7 +37,6 @@ public final class TrackedRequest {
     /** Scratch vector for a padded or fragmented request; owned by the request's coroutine. */
     // a request started by BlockIo.startRw: whom to tell, and the driver's completion of it
     IoCompletion startedDone;
-    boolean startedWrite;
     final IoCompletion driverDone = ret -> BlockIo.finishStarted(this, ret);
 
     final IoVector localQiov = new IoVector(8);
