@@ -257,12 +257,9 @@ public final class LinuxAio {
         if (co == null || co.context() != ctx) {
             throw new IllegalStateException("LinuxAio of " + ctx.name() + " used outside its coroutines");
         }
-        if (closed) {
-            return -Errno.EIO;
-        }
         AioRequest r = queue(opcode, fd, offset, qiov, qiovOffset, bytes, rwFlags, devMaxBatch, co, null);
         if (r == null) {
-            return -Errno.EINVAL;
+            return closed ? -Errno.EIO : -Errno.EINVAL;
         }
         // exactly one wake per request; parking at least once consumes it even if the request
         // completed inline, so no stale permit is left behind

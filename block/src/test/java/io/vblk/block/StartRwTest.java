@@ -73,14 +73,18 @@ class StartRwTest extends BlockTestSupport {
         return (HeldDriver) raw.file().node().driver();
     }
 
-    /** Calls startRw on the I/O thread; counts completions in {@code done}, checking none runs inside the call. */
-    private boolean start(BlockNode n, boolean write, long off, NativeBuffer b, AtomicInteger done, int[] result) {
+    // completions of start()'s requests, and the last one's result (a new test instance per test)
+    private final AtomicInteger done = new AtomicInteger();
+    private final int[] ret = {1};
+
+    /** Calls startRw on the I/O thread; counts completions in {@link #done}, checking none runs inside the call. */
+    private boolean start(BlockNode n, boolean write, long off, NativeBuffer b) {
         boolean[] out = new boolean[1];
         ctx.runOnThread(() -> {
             boolean[] inCall = {true};
             out[0] = n.startRw(write, off, b.size(), IoVector.of(b.address(), b.size()), 0, ret -> {
                 assertFalse(inCall[0], "completion inside startRw");
-                result[0] = ret;
+                this.ret[0] = ret;
                 done.incrementAndGet();
             });
             inCall[0] = false;
@@ -106,10 +110,8 @@ class StartRwTest extends BlockTestSupport {
         BlockNode n = open(RAW);
         HeldDriver d = held(n);
         NativeBuffer b = pattern(8192, 3);
-        AtomicInteger done = new AtomicInteger();
-        int[] ret = {1};
         long genBefore = n.file().node().writeGen();
-        assertTrue(start(n, true, 64 * 1024, b, done, ret));
+        assertTrue(start(n, true, 64 * 1024, b));
         assertEquals(1, d.started);
         assertEquals(0, done.get());
         // tracked and in flight on both nodes while the driver holds it
@@ -136,9 +138,7 @@ class StartRwTest extends BlockTestSupport {
         BlockNode n = open(RAW);
         HeldDriver d = held(n);
         NativeBuffer b = buffer(4096);
-        AtomicInteger done = new AtomicInteger();
-        int[] ret = {1};
-        assertTrue(start(n, false, 0, b, done, ret));
+        assertTrue(start(n, false, 0, b));
         completeAll(d, -Errno.EIO);
         assertEquals(-Errno.EIO, ret[0]);
         assertEquals(0, n.trackedRequestCount());
@@ -149,22 +149,20 @@ class StartRwTest extends BlockTestSupport {
     void whatTheCoroutinePathMustHandleIsRefusedWithNothingChanged() throws Exception {
         BlockNode n = open(RAW);
         HeldDriver d = held(n);
-        AtomicInteger done = new AtomicInteger();
-        int[] ret = {1};
-        assertFalse(start(n, true, 512, pattern(4096, 1), done, ret), "unaligned (RMW)");
-        assertFalse(start(n, false, 0, buffer(512), done, ret), "unaligned length");
-        assertFalse(start(n, false, (1 << 20) - 4096, buffer(8192), done, ret), "past the end");
-        assertFalse(start(n, false, 1 << 20, buffer(4096), done, ret), "at the end");
+        assertFalse(start(n, true, 512, pattern(4096, 1)), "unaligned (RMW)");
+        assertFalse(start(n, false, 0, buffer(512)), "unaligned length");
+        assertFalse(start(n, false, (1 << 20) - 4096, buffer(8192)), "past the end");
+        assertFalse(start(n, false, 1 << 20, buffer(4096)), "at the end");
         BlockNode wt = open("driver=raw,write-cache=off,file.driver=held-test,file.size=1M");
-        assertFalse(start(wt, true, 0, pattern(4096, 1), done, ret), "write-through (FUA)");
-        assertTrue(start(wt, false, 0, buffer(4096), done, ret), "a read of a write-through node");
+        assertFalse(start(wt, true, 0, pattern(4096, 1)), "write-through (FUA)");
+        assertTrue(start(wt, false, 0, buffer(4096)), "a read of a write-through node");
         completeAll(held(wt), 0);
         BlockNode dz = open("driver=raw,detect-zeroes=on,file.driver=held-test,file.size=1M");
-        assertFalse(start(dz, true, 0, pattern(4096, 1), done, ret), "detect-zeroes");
+        assertFalse(start(dz, true, 0, pattern(4096, 1)), "detect-zeroes");
         BlockNode ro = open("driver=raw,read-only=on,file.driver=held-test,file.size=1M");
-        assertFalse(start(ro, true, 0, pattern(4096, 1), done, ret), "read-only");
+        assertFalse(start(ro, true, 0, pattern(4096, 1)), "read-only");
         BlockNode mem = open("driver=raw,file.driver=memory,file.size=1M");
-        assertFalse(start(mem, false, 0, buffer(4096), done, ret), "a driver without startRw");
+        assertFalse(start(mem, false, 0, buffer(4096)), "a driver without startRw");
         assertEquals(0, d.started);
         assertEquals(1, done.get());
         for (BlockNode x : List.of(n, wt, dz, ro, mem)) {
@@ -179,19 +177,17 @@ class StartRwTest extends BlockTestSupport {
     void aSerialisingRequestInFlightSendsItToTheCoroutinePath() throws Exception {
         BlockNode n = open(RAW);
         BlockNode file = n.file().node();
-        AtomicInteger done = new AtomicInteger();
-        int[] ret = {1};
         TrackedRequest[] rmw = new TrackedRequest[1];
         ctx.runOnThread(() -> { // what an unaligned write holds on the file node while it reads its edges
             rmw[0] = BlockIo.trackedBegin(file, TrackedRequest.Type.WRITE, 1 << 19, 4096);
             BlockIo.markSerialising(rmw[0], 4096);
         });
-        assertFalse(start(n, true, 0, pattern(4096, 2), done, ret), "not around a serialising request");
+        assertFalse(start(n, true, 0, pattern(4096, 2)), "not around a serialising request");
         assertEquals(1, file.trackedRequestCount(), "only the serialising one is left");
         assertEquals(0, n.trackedRequestCount());
         assertEquals(0, n.inFlight.get());
         ctx.runOnThread(() -> BlockIo.trackedEnd(rmw[0]));
-        assertTrue(start(n, true, 0, pattern(4096, 2), done, ret));
+        assertTrue(start(n, true, 0, pattern(4096, 2)));
         completeAll(held(n), 0);
         assertEquals(1, done.get());
     }
@@ -200,9 +196,7 @@ class StartRwTest extends BlockTestSupport {
     void aDrainWaitsForAStartedRequestAndRefusesNewOnes() throws Exception {
         BlockNode n = open(RAW);
         HeldDriver d = held(n);
-        AtomicInteger done = new AtomicInteger();
-        int[] ret = {1};
-        assertTrue(start(n, false, 0, buffer(4096), done, ret));
+        assertTrue(start(n, false, 0, buffer(4096)));
         Running drain = spawn(() -> {
             n.drainBegin();
             return 0;
@@ -211,10 +205,10 @@ class StartRwTest extends BlockTestSupport {
         assertEquals(0, drain.finished(), "the drain waits for the started request");
         completeAll(d, 0);
         drain.await();
-        assertFalse(start(n, false, 0, buffer(4096), done, ret), "drained: left to the coroutine path, which waits");
+        assertFalse(start(n, false, 0, buffer(4096)), "drained: left to the coroutine path, which waits");
         assertEquals(0, n.inFlight.get());
         ctx.runOnThread(n::drainEnd);
-        assertTrue(start(n, false, 0, buffer(4096), done, ret));
+        assertTrue(start(n, false, 0, buffer(4096)));
         completeAll(d, 0);
         assertEquals(2, done.get());
     }
@@ -224,7 +218,6 @@ class StartRwTest extends BlockTestSupport {
         BlockNode n = open(RAW);
         HeldDriver d = held(n);
         NativeBuffer whole = pattern(4096, 5), part = pattern(512, 6);
-        AtomicInteger done = new AtomicInteger();
         boolean[] started = new boolean[1];
         // one coroutine starts an aligned write, then writes 512 bytes inside the same block:
         // the RMW waits for the started write (no coroutine owns that one) instead of failing

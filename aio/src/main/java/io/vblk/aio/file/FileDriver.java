@@ -113,19 +113,23 @@ public final class FileDriver extends BlockDriver {
 
     /** The AIO engine of the caller's I/O thread, or null for the threads path. */
     private LinuxAio engine() {
+        Coroutine co = Coroutine.current();
+        return engine(co == null ? null : co.context(), true);
+    }
+
+    /** The AIO engine of {@code ctx}, or null (native AIO off, no context, no epoll); {@code warn} logs why once. */
+    private LinuxAio engine(AioContext ctx, boolean warn) {
         if (!useNative) {
             return null;
         }
-        Coroutine co = Coroutine.current();
-        AioContext ctx = co == null ? null : co.context();
         if (ctx == null || !ctx.poller().supportsFds()) {
-            warnFallback(ctx == null ? "not in a coroutine" : "I/O thread " + ctx.name() + " has no epoll poller");
+            if (warn) warnFallback(ctx == null ? "not in a coroutine" : "I/O thread " + ctx.name() + " has no epoll poller");
             return null;
         }
         try {
             return LinuxAio.of(ctx);
         } catch (IllegalStateException e) {
-            warnFallback(e.getMessage());
+            if (warn) warnFallback(e.getMessage());
             return null;
         }
     }
@@ -138,11 +142,16 @@ public final class FileDriver extends BlockDriver {
     }
 
     private boolean needsBounce(long offset, long bytes, IoVector q, long qoff) {
-        if (direct && !BounceBuffers.isAligned(offset, bytes, q, qoff, requestAlign, bufAlign)) {
+        if (!fitsDirect(offset, bytes, q, qoff)) {
             bounced.incrementAndGet();
             return true;
         }
         return false;
+    }
+
+    /** True unless O_DIRECT would refuse the request as it is (then it goes through a bounce buffer). */
+    private boolean fitsDirect(long offset, long bytes, IoVector q, long qoff) {
+        return !direct || BounceBuffers.isAligned(offset, bytes, q, qoff, requestAlign, bufAlign);
     }
 
     /** Requests that went through the aligned bounce buffer. */
@@ -176,18 +185,11 @@ public final class FileDriver extends BlockDriver {
      */
     @Override
     public boolean startRw(boolean write, long offset, long bytes, IoVector qiov, long qiovOffset, int flags, IoCompletion done) {
-        if (closed || !useNative || bytes == 0
-                || direct && !BounceBuffers.isAligned(offset, bytes, qiov, qiovOffset, requestAlign, bufAlign)) {
+        if (closed || bytes == 0 || !fitsDirect(offset, bytes, qiov, qiovOffset)) {
             return false;
         }
-        AioContext ctx = AioContext.current();
-        if (ctx == null || !ctx.poller().supportsFds()) {
-            return false;
-        }
-        LinuxAio aio;
-        try {
-            aio = LinuxAio.of(ctx);
-        } catch (IllegalStateException e) {
+        LinuxAio aio = engine(AioContext.current(), false); // the coroutine path warns when it falls back
+        if (aio == null) {
             return false;
         }
         int rwFlags = (flags & RequestFlags.FUA) != 0 ? rwDsync : 0;
