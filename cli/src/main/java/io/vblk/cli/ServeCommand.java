@@ -34,7 +34,8 @@ public final class ServeCommand {
     static final String USAGE = """
             usage: vblk serve [-f fmt] --socket PATH [--num-queues N] [--read-only] [--serial S]
                               [--logical-block-size N] [--poll-max-ns NS] [--irq-coalesce-ns NS]
-                              [--irq-coalesce-max N] [--kick-hold-ns NS] [-t cache] FILE
+                              [--irq-coalesce-max N] [--kick-hold-ns NS] [--kick-hold-depth N]
+                              [-t cache] FILE
             Serves FILE as a vhost-user-blk device on the unix socket PATH (exits on SIGTERM/SIGINT).
               -f fmt                  raw or qcow2 (default: probe the file)
               -t cache                none, writeback (default), writethrough, directsync, unsafe
@@ -50,7 +51,9 @@ public final class ServeCommand {
               --irq-coalesce-max N    completions that end that wait early (default 32)
               --kick-hold-ns NS       while a queue has requests in flight, ask the guest not to
                                       kick and look at the ring at each completion, for at most
-                                      NS at a time (default 0: kicks as QEMU)""";
+                                      NS at a time (default 0: kicks as QEMU)
+              --kick-hold-depth N     hold kicks only while at least N requests are in flight
+                                      (default 1)""";
 
     /** Entry point for running the backend without the CLI dispatcher (tests start it as a process). */
     public static void main(String[] args) {
@@ -86,6 +89,7 @@ public final class ServeCommand {
                     case "--irq-coalesce-ns" -> cfg.irqCoalesceNs = Long.parseLong(v);
                     case "--irq-coalesce-max" -> cfg.irqCoalesceMax = Integer.parseInt(v);
                     case "--kick-hold-ns" -> cfg.kickHoldNs = Long.parseLong(v);
+                    case "--kick-hold-depth" -> cfg.kickHoldDepth = Integer.parseInt(v);
                     case "-f" -> fmt = v;
                     case "-t" -> cache = v;
                     default -> throw new IllegalArgumentException("unexpected argument '" + a + "'");
@@ -109,6 +113,7 @@ public final class ServeCommand {
         if (cfg.irqCoalesceNs < 0) { err.println("vblk serve: --irq-coalesce-ns must not be negative"); return 1; }
         if (cfg.irqCoalesceMax < 1) { err.println("vblk serve: --irq-coalesce-max must be at least 1"); return 1; }
         if (cfg.kickHoldNs < 0) { err.println("vblk serve: --kick-hold-ns must not be negative"); return 1; }
+        if (cfg.kickHoldDepth < 1) { err.println("vblk serve: --kick-hold-depth must be at least 1"); return 1; }
         cfg.physicalBlockSize = Math.max(lbs, cfg.physicalBlockSize);
         try {
             return serve(Path.of(socket), Path.of(file), fmt, cache, cfg, pollMaxNs, err);
@@ -165,7 +170,9 @@ public final class ServeCommand {
             server = VhostUserServer.start(socket, new VhostUserBlkBackend(dev, log), log);
             stop.await();
             VirtioBlkDevice.Stats st = dev.stats();
-            log.accept("vblk serve: shutting down (" + st.requests() + " requests, " + st.kicks() + " queue passes of which "
+            log.accept("vblk serve: shutting down (" + st.requests() + " requests, "
+                    + String.format(java.util.Locale.ROOT, "%.1f", dev.meanDepthAtPop()) + " in flight at a pop on average, "
+                    + st.kicks() + " queue passes of which "
                     + dev.polledPasses() + " found by polling and " + dev.heldPasses() + " at completions with kicks held, "
                     + st.interrupts() + " interrupts, "
                     + dev.meanRequestLatencyNanos(VirtioBlkDevice.LatencyKind.READ) / 1000 + " us mean pop-to-completion of reads, "

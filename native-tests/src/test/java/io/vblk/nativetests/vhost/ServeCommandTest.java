@@ -48,6 +48,10 @@ class ServeCommandTest {
         var hold = serve("--socket", dir.resolve("s").toString(), "--kick-hold-ns", "-1", "f");
         assertEquals(1, hold.rc());
         assertTrue(hold.err().contains("--kick-hold-ns must not be negative"), hold.err());
+        assertTrue(h.out().contains("--kick-hold-depth N"));
+        var depth = serve("--socket", dir.resolve("s").toString(), "--kick-hold-ns", "1000", "--kick-hold-depth", "0", "f");
+        assertEquals(1, depth.rc());
+        assertTrue(depth.err().contains("--kick-hold-depth must be at least 1"), depth.err());
         Run missing = serve("--socket", dir.resolve("s").toString(), dir.resolve("missing.raw").toString());
         assertEquals(1, missing.rc());
         assertTrue(missing.err().contains("No such file"), missing.err());

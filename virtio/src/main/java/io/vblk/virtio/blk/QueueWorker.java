@@ -54,6 +54,7 @@ final class QueueWorker {
     private final AioContext.Timer coalesceTimer; // ends a coalescing window; null when coalescing is off
     private final boolean directRw;       // VirtioBlkConfig.directRw
     private final long kickHoldNs;        // VirtioBlkConfig.kickHoldNs (0: notifications back on after each pass)
+    private final int kickHoldDepth;      // VirtioBlkConfig.kickHoldDepth: requests in flight from which kicks are held
     private final AioContext.Timer kickHoldTimer; // ends a hold; null when holding is off
     private boolean kicksHeld;            // notifications left off after a pass because requests are in flight
     private boolean pollActive;           // between pollBegin and pollEnd: the poll loop owns the notification state
@@ -63,6 +64,7 @@ final class QueueWorker {
     // Statistics, written on the context thread and read racily by VirtioBlkDevice.stats(). Plain
     // fields: a volatile store costs a fence per request, and stats() reads a volatile field first.
     long kicks, requests, submissions, directSubmissions, merged, interrupts, polled, heldPasses;
+    long inFlightSum; // the queue's requests in flight just after each pop, summed (with requests: the mean depth the device sees)
     // pop-to-push time of one well-formed request in LATENCY_SAMPLE, per LATENCY_IN/OUT/OTHER
     final long[] latencyNanos = new long[VirtioBlkDevice.LatencyKind.values().length], timed = new long[latencyNanos.length];
     static final int LATENCY_IN = VirtioBlkDevice.LatencyKind.READ.ordinal(), LATENCY_OUT = VirtioBlkDevice.LatencyKind.WRITE.ordinal(),
@@ -78,13 +80,14 @@ final class QueueWorker {
         this.coalesceMax = dev.cfg.irqCoalesceMax;
         this.coalesceTimer = coalesceNs > 0 ? ctx.newTimer(this::signal) : null;
         this.kickHoldNs = dev.cfg.kickHoldNs;
+        this.kickHoldDepth = dev.cfg.kickHoldDepth;
         this.directRw = dev.cfg.directRw;
         this.kickHoldTimer = kickHoldNs > 0 ? ctx.newTimer(this::endHold) : null;
         this.notifyTask = () -> {
             notifyScheduled = false;
-            if (kicksHeld && (inFlight == 0 || vq.pending() != 0)) {
+            if (kicksHeld && (inFlight < kickHoldDepth || vq.pending() != 0)) {
                 heldPasses++;
-                kick(); // the driver did not kick for what it added: a pass looks, and re-arms if idle
+                kick(); // the driver did not kick for what it added: a pass looks, and re-arms below the depth
             }
             if (coalesceNs > 0 && inFlight > 0 && vq.unsignalled() < coalesceMax) {
                 coalesceTimer.arm(coalesceNs); // more completions are coming: hold the signal
@@ -193,11 +196,12 @@ final class QueueWorker {
     }
 
     /**
-     * Whether notifications stay off after a pass (kick holding: requests are in flight, and their
-     * completions will look at the ring). Starts the hold's time bound when it begins.
+     * Whether notifications stay off after a pass (kick holding: at least kickHoldDepth requests
+     * are in flight, and their completions will look at the ring). Starts the hold's time bound
+     * when it begins.
      */
     private boolean holdKicks() {
-        if (kickHoldNs == 0 || inFlight == 0) {
+        if (kickHoldNs == 0 || inFlight < kickHoldDepth) {
             kicksHeld = false;
             return false;
         }
@@ -235,7 +239,7 @@ final class QueueWorker {
                     (in.size() < VIRTIO_BLK_HDR_SIZE ? "request header shorter than 16 bytes" : "no status byte"));
         }
         requests++;
-        inFlight++;
+        inFlightSum += ++inFlight;
         if (requests % LATENCY_SAMPLE == 0) r.poppedAt = System.nanoTime();
         int type;
         if (in.length(0) >= VIRTIO_BLK_HDR_SIZE) { // the header in one descriptor (Linux's layout): read in place

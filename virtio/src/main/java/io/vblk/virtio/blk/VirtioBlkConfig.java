@@ -60,6 +60,12 @@ public final class VirtioBlkConfig {
      * notifications are turned back on. When nothing is in flight they are on as usual.
      */
     public long kickHoldNs;
+    /**
+     * Kicks are held only while at least this many requests of the queue are in flight (1: while
+     * any is). Below it notifications are on as without holding, so a driver at a lower queue
+     * depth never waits for a completion to have its request seen.
+     */
+    public int kickHoldDepth = 1;
     public ErrorPolicy rerror = ErrorPolicy.REPORT;
     public ErrorPolicy werror = ErrorPolicy.ENOSPC;
     public MalformedChainPolicy malformedChains = MalformedChainPolicy.NEEDS_RESET;
@@ -72,5 +78,6 @@ public final class VirtioBlkConfig {
     public VirtioBlkConfig werror(ErrorPolicy p) { werror = p; return this; }
     public VirtioBlkConfig irqCoalesce(long ns, int max) { irqCoalesceNs = ns; irqCoalesceMax = max; return this; }
     public VirtioBlkConfig kickHold(long ns) { kickHoldNs = ns; return this; }
+    public VirtioBlkConfig kickHold(long ns, int depth) { kickHoldNs = ns; kickHoldDepth = depth; return this; }
     public VirtioBlkConfig malformedChains(MalformedChainPolicy p) { malformedChains = p; return this; }
 }

@@ -63,6 +63,7 @@ public final class VirtioBlkDevice {
             throw new IllegalArgumentException("interrupt coalescing needs a time >= 0 and a count >= 1");
         }
         if (cfg.kickHoldNs < 0) throw new IllegalArgumentException("kick holding needs a time >= 0");
+        if (cfg.kickHoldDepth < 1) throw new IllegalArgumentException("kick holding needs a depth >= 1");
         this.node = node;
         this.cfg = cfg;
         this.readOnly = cfg.readOnly || node.isReadOnly();
@@ -292,6 +293,20 @@ public final class VirtioBlkDevice {
         long n = 0;
         for (QueueWorker w : workers) n += w.heldPasses;
         return n;
+    }
+
+    /**
+     * Mean number of a queue's requests in flight in the device just after a request was popped,
+     * the popped one included (racy read; 0 before the first request): the queue depth the device
+     * sees, as against the driver's. Chooses {@link VirtioBlkConfig#kickHoldDepth}.
+     */
+    public double meanDepthAtPop() {
+        long sum = 0, n = 0;
+        for (QueueWorker w : workers) {
+            sum += w.inFlightSum;
+            n += w.requests;
+        }
+        return n == 0 ? 0 : sum / (double) n;
     }
 
     /** Which requests {@link #meanRequestLatencyNanos} averages. */

@@ -83,6 +83,41 @@ class KickHoldTest {
         }
     }
 
+    /**
+     * {@link VirtioBlkConfig#kickHoldDepth} 2: with one write held the driver is still asked to
+     * kick for the next request; with two held it is not, and the request it adds is popped at
+     * the first write's completion. Once fewer than two are in flight, notifications are on again.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void kicksAreHeldOnlyFromTheDepth(boolean eventIdx) throws Exception {
+        try (Rig r = new Rig(NODE, new VirtioBlkConfig().kickHold(TimeUnit.MINUTES.toNanos(1), 2), features(eventIdx));
+             var release = releasing(r); AutoCloseable release2 = () -> ((DebugDriver) r.node.driver()).removeBreak("w2")) {
+            DebugDriver dbg = (DebugDriver) r.node.driver();
+            long buf = writeHeld(r);
+            dbg.breakAt(BlkDebugEvent.PWRITEV, "w2");
+            assertTrue(r.q.submit(VIRTIO_BLK_T_OUT, 64, buf, 4096, Layout.DIRECT) >= 0);
+            assertTrue(r.q.kick(), "one request in flight, below the depth: the device wants the kick");
+            assertTrue(dbg.waitBreak("w2", 10, TimeUnit.SECONDS), "the second write reached its breakpoint");
+            assertFalse(readBehind(r, buf), "two in flight: the device asked not to be kicked");
+            Thread.sleep(100);
+            assertEquals(0, r.q.usedIdx(), "nobody looked at the ring yet");
+            assertTrue(dbg.removeBreak("w"));
+            waitFor(r.q::usedIdx, 2, "the first write's completion made the device pop and serve the read");
+            assertEquals(2, r.q.kicks(), "two kicks for three requests");
+            assertTrue(dbg.isSuspended("w2"), "the second write is still in flight");
+
+            // One in flight, below the depth: notifications are on again.
+            Thread.sleep(50);
+            assertTrue(r.q.submit(VIRTIO_BLK_T_IN, 16, buf + 4096, 4096, Layout.DIRECT) >= 0);
+            assertTrue(r.q.kick(), "below the depth again: the device wants a kick");
+            waitFor(r.q::usedIdx, 3, "the read completed while the second write is held");
+            assertTrue(dbg.removeBreak("w2"));
+            waitFor(r.q::usedIdx, 4, "the second write completed");
+            assertEquals((1 + 2 + 2 + 2) / 4.0, r.dev.meanDepthAtPop(), 1e-9, "in flight at each pop: 1, 2, then 2 and 2 beside the second write");
+        }
+    }
+
     @Test
     void theTimeBoundEndsTheHold() throws Exception {
         try (Rig r = new Rig(NODE, new VirtioBlkConfig().kickHold(TimeUnit.MILLISECONDS.toNanos(300)), features(true)); var release = releasing(r)) {
@@ -105,13 +140,14 @@ class KickHoldTest {
      * NO_NOTIFY, with the fence Linux's virtqueue_kick_prepare has), now and then letting the
      * queue run dry. With a one-minute bound the timer cannot rescue a lost wakeup: any request
      * left in the ring without a look stalls the loop, which fails after 5 s with both sides'
-     * indices. With and without EVENT_IDX, with and without the I/O thread's busy-polling.
+     * indices. With and without EVENT_IDX, with and without the I/O thread's busy-polling, holding
+     * from one request in flight or from four.
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"true,true", "true,false", "false,true", "false,false"})
-    void noRequestIsLeftInTheRing(boolean eventIdx, boolean polling) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"true,true,1", "true,false,1", "false,true,1", "false,false,1", "true,false,4", "false,true,4"})
+    void noRequestIsLeftInTheRing(boolean eventIdx, boolean polling, int depth) throws Exception {
         String node = "driver=null,size=64M,latency-ns=20000";
-        try (Rig r = new Rig(node, new VirtioBlkConfig().kickHold(TimeUnit.MINUTES.toNanos(1)), features(eventIdx))) {
+        try (Rig r = new Rig(node, new VirtioBlkConfig().kickHold(TimeUnit.MINUTES.toNanos(1), depth), features(eventIdx))) {
             if (polling) r.ctx.runOnThread(() -> r.ctx.setPollParams(AioContext.IOTHREAD_POLL_MAX_NS, 0, 0));
             long buf = r.buffer(4096 * 16, 1);
             java.util.SplittableRandom rnd = new java.util.SplittableRandom(eventIdx ? 1 : 2);
@@ -153,6 +189,7 @@ class KickHoldTest {
         try (Rig r = new Rig(NODE, new VirtioBlkConfig(), features(true))) {
             AioContext[] ctx = {r.ctx};
             assertThrows(IllegalArgumentException.class, () -> new VirtioBlkDevice(r.node, new VirtioBlkConfig().kickHold(-1), ctx));
+            assertThrows(IllegalArgumentException.class, () -> new VirtioBlkDevice(r.node, new VirtioBlkConfig().kickHold(1000, 0), ctx));
         }
     }
 }

@@ -29,7 +29,9 @@ import java.util.concurrent.TimeUnit;
  * java -cp native-tests/target/classes io.vblk.nativetests.bench.vhost.GuestFioBench \
  *     [--rounds 3] [--first-round 1] [--runtime 20] [--warmup 5] [--formats raw,qcow2] [--size 512M] [--work DIR] [--vblk ./vblk]
  *     [--qsd-iothread] [--vblk-args "ARGS"] [--vblk2-args "ARGS"] [--vblk-poll-max-ns NS] [--only vblk|vblk2|qsd] [--pin]
+ *     [--iodepth 32]
  * </pre>
+ * {@code --iodepth} sets fio's queue depth; the report gives fio's mean latency beside the IOPS.
  * {@code --pin} gives the guest's vCPU thread CPU 0 to itself and puts QEMU's other threads (its
  * main loop, which turns the backend's call eventfd into the guest's interrupt) and the backend on
  * CPU 1, as a host with a dedicated vCPU core would; without it the scheduler places them.
@@ -53,11 +55,12 @@ public final class GuestFioBench {
     List<String> vblkArgs = new ArrayList<>();   // extra options of vblk serve
     List<String> vblk2Args;                      // non-null: a third backend "vblk2" with these options
     boolean pin;                  // vCPU thread alone on CPU 0; QEMU's other threads and the backend on CPU 1
+    int iodepth = 32;             // fio's --iodepth in the guest
     long clkTck = 100;
 
     /** One fio job of one boot. */
     record Sample(String format, int round, String backend, String workload, double iops, long ios, double backendCpuSec,
-                  double qemuCpuSec, double wallSec, double jitCpuSec, long guestIrqs) {
+                  double qemuCpuSec, double wallSec, double jitCpuSec, long guestIrqs, double latUs) {
         double backendUsPerIo() { return backendCpuSec * 1e6 / ios; }
     }
 
@@ -76,6 +79,7 @@ public final class GuestFioBench {
                 case "--qsd-iothread" -> b.qsdIothread = true;
                 case "--only" -> b.only = args[++i];
                 case "--pin" -> b.pin = true;
+                case "--iodepth" -> b.iodepth = Integer.parseInt(args[++i]);
                 case "--vblk-poll-max-ns" -> b.vblkArgs.addAll(List.of("--poll-max-ns", args[++i]));
                 case "--vblk-args" -> b.vblkArgs.addAll(words(args[++i]));
                 case "--vblk2-args" -> b.vblk2Args = words(args[++i]);
@@ -93,8 +97,9 @@ public final class GuestFioBench {
                 echo none > /sys/block/vda/queue/scheduler
                 RT=$(sed -n 's/.*gfio_runtime=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
                 WU=$(sed -n 's/.*gfio_warmup=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
+                QD=$(sed -n 's/.*gfio_iodepth=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
                 echo "GFIO-INFO cache_type=$(cat /sys/block/vda/cache_type) scheduler=$(cat /sys/block/vda/queue/scheduler) size=$(cat /sys/block/vda/size)"
-                F="--filename=/dev/vda --ioengine=libaio --direct=1 --bs=4k --iodepth=32 --numjobs=1 --time_based --group_reporting --output-format=terse --terse-version=3"
+                F="--filename=/dev/vda --ioengine=libaio --direct=1 --bs=4k --iodepth=$QD --numjobs=1 --time_based --group_reporting --output-format=terse --terse-version=3"
                 for w in randwrite randread; do
                   out=$(fio --name=warmup-$w $F --rw=$w --runtime=$WU 2>&1) || echo "GFIO-ERROR warmup: $out"
                 done
@@ -134,8 +139,8 @@ public final class GuestFioBench {
                     try {
                         List<Sample> got = boot(k[0], initrd, image, fmt, r, backend);
                         for (Sample s : got) {
-                            System.out.printf(Locale.ROOT, "%s round %d %-5s %-9s %8.0f IOPS  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s  guest irqs/IO %.3f%n",
-                                    fmt, r, backend, s.workload, s.iops, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec,
+                            System.out.printf(Locale.ROOT, "%s round %d %-5s %-9s %8.0f IOPS  lat %7.1f us  backend %6.1f us CPU/IO (JIT %.2f s)  qemu %.1f s CPU over %.1f s  guest irqs/IO %.3f%n",
+                                    fmt, r, backend, s.workload, s.iops, s.latUs, s.backendUsPerIo(), s.jitCpuSec, s.qemuCpuSec, s.wallSec,
                                     s.guestIrqs < 0 ? Double.NaN : s.guestIrqs / (double) s.ios);
                         }
                         samples.addAll(got);
@@ -172,8 +177,8 @@ public final class GuestFioBench {
         List<Sample> out = new ArrayList<>();
         try {
             QemuGuest.waitForSocket(socket, b, 60);
-            q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup, false,
-                    pin ? List.of("taskset", "-c", "1") : List.of());
+            q = QemuGuest.start(kernel, initrd, socket, 1, console, "gfio_runtime=" + runtime + " gfio_warmup=" + warmup + " gfio_iodepth=" + iodepth,
+                    false, pin ? List.of("taskset", "-c", "1") : List.of());
             if (pin) pinVcpu(q.pid());
             Map<String, long[]> begin = new LinkedHashMap<>(), end = new LinkedHashMap<>();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(75L + 2L * warmup + 2L * runtime);
@@ -205,10 +210,11 @@ public final class GuestFioBench {
                 boolean read = w.equals("randread");
                 long kb = Long.parseLong(f[read ? 5 : 46]);
                 double iops = Double.parseDouble(f[read ? 7 : 48]);
+                double latUs = Double.parseDouble(f[read ? 39 : 80]);   // terse v3: total latency mean, µs
                 long[] s = begin.get(w), e = end.get(w);
                 if (s == null || e == null) throw new IOException("no CPU samples around " + w);
                 out.add(new Sample(fmt, round, backend, w, iops, kb / 4, (e[0] - s[0]) / (double) clkTck, (e[1] - s[1]) / (double) clkTck,
-                        (e[2] - s[2]) / 1e9, (e[3] - s[3]) / (double) clkTck, irqs.getOrDefault("1 " + w, -1L) - irqs.getOrDefault("0 " + w, 0L)));
+                        (e[2] - s[2]) / 1e9, (e[3] - s[3]) / (double) clkTck, irqs.getOrDefault("1 " + w, -1L) - irqs.getOrDefault("0 " + w, 0L), latUs));
             }
             if (!text.contains("GFIO-DONE") || out.size() != WORKLOADS.length) {
                 List<String> lines = text.lines().filter(l -> l.startsWith("GFIO")).toList();
