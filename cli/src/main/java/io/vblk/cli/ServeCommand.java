@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
+import java.util.Locale;
 import java.util.concurrent.CountDownLatch;
 import java.util.function.Consumer;
 
@@ -171,7 +172,7 @@ public final class ServeCommand {
             stop.await();
             VirtioBlkDevice.Stats st = dev.stats();
             log.accept("vblk serve: shutting down (" + st.requests() + " requests, "
-                    + String.format(java.util.Locale.ROOT, "%.1f", dev.meanDepthAtPop()) + " in flight at a pop on average, "
+                    + String.format(Locale.ROOT, "%.1f", dev.meanDepthAtPop()) + " in flight at a pop on average, "
                     + st.kicks() + " queue passes of which "
                     + dev.polledPasses() + " found by polling and " + dev.heldPasses() + " at completions with kicks held, "
                     + st.interrupts() + " interrupts, "
