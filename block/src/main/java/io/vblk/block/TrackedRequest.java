@@ -34,11 +34,11 @@ public final class TrackedRequest {
     TrackedRequest firstWaiter;    // requests parked on this one; guarded by node.reqLock
     TrackedRequest nextWaiter;     // next in the waiter chain of waitingFor; guarded by node.reqLock
 
-    /** Scratch vector for a padded or fragmented request; owned by the request's coroutine. */
     // a request started by BlockIo.startRw: whom to tell, and the driver's completion of it
     IoCompletion startedDone;
     final IoCompletion driverDone = ret -> BlockIo.finishStarted(this, ret);
 
+    /** Scratch vector for a padded or fragmented request; owned by the request's coroutine. */
     final IoVector localQiov = new IoVector(8);
     /** Scratch vector over one bounce block (an RMW edge read or write); owned by the request's coroutine. */
     final IoVector edgeQiov = new IoVector(1);
